@@ -1,0 +1,267 @@
+"""Fine-tuning a BERT-CRF on BIO files, with checkpoints and resume.
+
+Saves the best dev checkpoint as a RaNER directory (``OUT/best``) that the
+loader, ``shiti model quantize`` and ``shiti model evaluate`` read directly, and a
+training state (``OUT/state.pt``: weights, optimizer, schedule, RNG, position)
+every ``ckpt_every`` steps so a run can be continued with ``resume=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+from tqdm import tqdm
+from transformers import BertConfig, BertTokenizerFast
+
+from worker.model.bio import Sentence, read_bio
+from worker.model.encoding import CharEncoder
+from worker.model.network import BertCrf
+from worker.model.raner_dir import write_raner_dir
+from worker.model.scoring import bio_spans, score
+from worker.model.spans import tags_to_spans
+
+LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+
+
+@dataclass
+class TrainConfig:
+    """Every knob of a training run; stored in the state file for resume."""
+
+    init: str
+    train: list[str]
+    out: str
+    dev: str | None = None
+    dev_size: int = 2000
+    layers: int | None = None
+    epochs: float = 3.0
+    lr: float = 2e-4
+    head_lr: float = 2e-3
+    warmup: int = 300
+    batch_tokens: int = 2048
+    max_words: int = 126
+    eval_every: int = 500
+    ckpt_every: int = 200
+    seed: int = 13
+    threads: int = 2
+    bf16: bool | None = None  # None = use it when the CPU supports bf16
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
+
+
+Example = tuple[list[int], list[int], list[int]]  # input_ids, word_index, tag ids
+
+
+def _chunks(sent: Sentence, size: int) -> list[Sentence]:
+    return [
+        Sentence(sent.text[i : i + size], sent.tags[i : i + size]) for i in range(0, len(sent.text), size)
+    ]
+
+
+def make_examples(sents: list[Sentence], enc: CharEncoder, label2id: dict[str, int], max_words: int) -> list[Example]:
+    """Encode sentences in char mode, cutting long ones into ``max_words`` pieces."""
+    out = []
+    for sent in sents:
+        for piece in _chunks(sent, max_words):
+            e = enc.encode(piece.text)
+            out.append((e.input_ids, e.word_index, [label2id[t] for t in piece.tags]))
+    return out
+
+
+def make_batches(examples: list[Example], batch_tokens: int, rng: random.Random) -> list[list[int]]:
+    """Group example indices by length so padding stays small; batch order shuffled."""
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    pool = 100 * max(1, batch_tokens // 64)
+    batches = []
+    for i in range(0, len(order), pool):
+        chunk = sorted(order[i : i + pool], key=lambda j: len(examples[j][0]))
+        cur: list[int] = []
+        longest = 0
+        for j in chunk:
+            n = len(examples[j][0])
+            if cur and max(longest, n) * (len(cur) + 1) > batch_tokens:
+                batches.append(cur)
+                cur, longest = [], 0
+            cur.append(j)
+            longest = max(longest, n)
+        if cur:
+            batches.append(cur)
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
+    """Pad a list of examples into tensors."""
+    bsz = len(examples)
+    t_max = max(len(e[0]) for e in examples)
+    w_max = max(len(e[1]) for e in examples)
+    ids = torch.zeros(bsz, t_max, dtype=torch.long)
+    att = torch.zeros(bsz, t_max, dtype=torch.long)
+    widx = torch.zeros(bsz, w_max, dtype=torch.long)
+    wmask = torch.zeros(bsz, w_max, dtype=torch.bool)
+    tags = torch.zeros(bsz, w_max, dtype=torch.long)
+    for b, (i, w, t) in enumerate(examples):
+        ids[b, : len(i)] = torch.tensor(i)
+        att[b, : len(i)] = 1
+        widx[b, : len(w)] = torch.tensor(w)
+        wmask[b, : len(w)] = True
+        tags[b, : len(t)] = torch.tensor(t)
+    return {"input_ids": ids, "attention_mask": att, "word_index": widx, "word_mask": wmask, "tags": tags}
+
+
+def init_model(init: str, num_labels: int, layers: int | None) -> BertCrf:
+    """A BertCrf whose encoder starts from a BERT directory (optionally its first ``layers``)."""
+    cfg = BertConfig.from_pretrained(init)
+    if layers:
+        cfg.num_hidden_layers = layers
+    model = BertCrf(cfg, num_labels)
+    weights = Path(init) / "model.safetensors"
+    state = load_file(str(weights)) if weights.exists() else torch.load(Path(init) / "pytorch_model.bin", weights_only=True)
+    state = {k.removeprefix("bert."): v for k, v in state.items()}
+    missing, _ = model.encoder.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("pooler.") and "position_ids" not in k]
+    if missing:
+        raise ValueError(f"init {init} lacks encoder weights: {missing[:5]}")
+    return model
+
+
+@torch.inference_mode()
+def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tokens: int) -> float:
+    """Exact-match F1 of the model on encoded dev examples."""
+    model.eval()
+    gold, pred = [], []
+    order = sorted(range(len(examples)), key=lambda j: len(examples[j][0]))
+    for start in range(0, len(order), 64):
+        part = [examples[j] for j in order[start : start + 64]]
+        batch = collate(part)
+        em = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
+        paths = model.crf.decode(em, mask=batch["word_mask"])
+        for ex, path in zip(part, paths):
+            spans = [(i, i + 1) for i in range(len(path))]
+            found = tags_to_spans([labels[t] for t in path], spans)
+            pred.append({(s.start, s.end, s.label) for s in found})
+            gold.append(bio_spans([labels[t] for t in ex[2]]))
+    model.train()
+    return score(gold, pred)["f1"]
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = None) -> dict:
+    """Run (or continue) training; returns a summary with the best dev F1.
+
+    Args:
+        cfg: the run's settings (ignored in favour of the saved ones when resuming).
+        resume: continue from ``OUT/state.pt``.
+        max_steps: stop after this many optimizer steps in this call (for tests, time slicing).
+    """
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / "state.pt"
+    saved = torch.load(state_path, weights_only=False) if resume and state_path.exists() else None
+    if saved:
+        cfg = TrainConfig(**saved["config"])
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    bf16 = cfg.bf16 if cfg.bf16 is not None else torch.backends.mkldnn.is_available() and _cpu_has_bf16()
+    labels = cfg.labels
+    label2id = {lab: i for i, lab in enumerate(labels)}
+    tokenizer = BertTokenizerFast(vocab_file=str(Path(cfg.init) / "vocab.txt"))
+    enc = CharEncoder(tokenizer)
+    sents = [s for path in cfg.train for s in read_bio(path)]
+    if cfg.dev:
+        dev_sents = list(read_bio(cfg.dev))
+    else:  # carve a fixed dev split from train (never from a test file)
+        random.Random(cfg.seed).shuffle(sents)
+        dev_sents, sents = sents[: cfg.dev_size], sents[cfg.dev_size :]
+    train_ex = make_examples(sents, enc, label2id, cfg.max_words)
+    dev_ex = make_examples(dev_sents, enc, label2id, cfg.max_words)
+    model = init_model(cfg.init, len(labels), cfg.layers)
+    head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
+    body = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": cfg.lr}, {"params": head, "lr": cfg.head_lr}], weight_decay=0.01)
+    steps_per_epoch = len(make_batches(train_ex, cfg.batch_tokens, random.Random(0)))
+    total = max(1, int(cfg.epochs * steps_per_epoch))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / cfg.warmup) * max(0.0, 1 - s / total)
+    )
+    step, best, epoch, pos, chars_done, seconds = 0, -1.0, 0, 0, 0, 0.0
+    if saved:
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        sched.load_state_dict(saved["scheduler"])
+        step, best, epoch, pos = saved["step"], saved["best"], saved["epoch"], saved["pos"]
+        chars_done, seconds = saved.get("chars", 0), saved.get("seconds", 0.0)
+        rng.setstate(saved["rng"])
+        torch.set_rng_state(saved["torch_rng"])
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    model.train()
+    bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
+    log = open(out / "train.log", "a")
+    batches = make_batches(train_ex, cfg.batch_tokens, random.Random(cfg.seed + epoch))
+    done_here = 0
+    t_last = time.time()
+
+    def save_state() -> None:
+        tmp = out / "state.pt.tmp"
+        torch.save(
+            {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
+             "scheduler": sched.state_dict(), "step": step, "best": best, "epoch": epoch, "pos": pos,
+             "chars": chars_done, "seconds": seconds, "rng": rng.getstate(), "torch_rng": torch.get_rng_state()},
+            tmp,
+        )
+        tmp.replace(state_path)
+
+    while step < total and (max_steps is None or done_here < max_steps):
+        if pos >= len(batches):
+            epoch, pos = epoch + 1, 0
+            batches = make_batches(train_ex, cfg.batch_tokens, random.Random(cfg.seed + epoch))
+        batch = collate([train_ex[j] for j in batches[pos]])
+        pos += 1
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            em = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
+        loss = model.loss(em, batch["tags"], batch["word_mask"])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        done_here += 1
+        n_chars = int(batch["word_mask"].sum())
+        chars_done += n_chars
+        now = time.time()
+        seconds += now - t_last
+        t_last = now
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", cps=f"{chars_done / max(seconds, 1e-9):.0f}", ep=epoch)
+        if step % cfg.eval_every == 0 or step == total:
+            f1 = dev_f1(model, dev_ex, labels, cfg.batch_tokens)
+            log.write(json.dumps({"step": step, "epoch": epoch, "loss": loss.item(), "dev_f1": f1,
+                                  "seconds": round(seconds), "time": time.time()}) + "\n")
+            log.flush()
+            if f1 > best:
+                best = f1
+                write_raner_dir(model, labels=labels, vocab=Path(cfg.init) / "vocab.txt", out=out / "best", char_mode=True)
+            t_last = time.time()  # evaluation time is not training time
+        if step % cfg.ckpt_every == 0:
+            save_state()
+    save_state()
+    bar.close()
+    log.close()
+    if best < 0:  # never evaluated (tiny runs): keep the current weights as "best"
+        write_raner_dir(model, labels=labels, vocab=Path(cfg.init) / "vocab.txt", out=out / "best", char_mode=True)
+    return {"step": step, "total": total, "best_dev_f1": best, "seconds": seconds}
+
+
+def _cpu_has_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
