@@ -1,0 +1,107 @@
+"""Parse-level checks of the docker-compose deployment (Docker itself is not run in CI)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def _flag_value(command: list[str] | str, flag: str) -> str | None:
+    """Value following ``flag`` in a command list (``--flag value`` or ``--flag=value``)."""
+    args = command.split() if isinstance(command, str) else [str(a) for a in command]
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def test_services_present(compose: dict[str, Any]) -> None:
+    assert {"redis", "postgres", "worker", "api"} <= set(compose["services"])
+
+
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name in ("redis", "postgres", "worker", "api"):
+        check = compose["services"][name].get("healthcheck")
+        assert check and check.get("test"), f"{name} has no health check"
+
+
+def test_redis_is_a_durable_non_evicting_broker(compose: dict[str, Any]) -> None:
+    command = compose["services"]["redis"]["command"]
+    assert _flag_value(command, "--appendonly") == "yes"
+    assert _flag_value(command, "--maxmemory-policy") == "noeviction"
+    assert any(str(v).endswith(":/data") for v in compose["services"]["redis"]["volumes"])
+
+
+def test_postgres_keeps_data_in_a_named_volume(compose: dict[str, Any]) -> None:
+    volumes = compose["services"]["postgres"]["volumes"]
+    named = [v.split(":", 1)[0] for v in volumes if v.endswith(":/var/lib/postgresql/data")]
+    assert named and named[0] in compose["volumes"]
+
+
+def test_worker_is_prefork_concurrency_one(compose: dict[str, Any]) -> None:
+    command = compose["services"]["worker"]["command"]
+    assert "celery" in str(command[0] if isinstance(command, list) else command)
+    assert _flag_value(command, "--concurrency") == "1"
+    assert _flag_value(command, "--pool") == "prefork"
+
+
+def test_worker_can_be_scaled(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    # A fixed container name or a published host port makes `--scale worker=N` fail.
+    assert "container_name" not in worker
+    assert "ports" not in worker
+
+
+def test_worker_threads_follow_its_cpu_limit(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    cpus = worker["deploy"]["resources"]["limits"]["cpus"]
+    env = worker["environment"]
+    variable = re.search(r"\$\{(\w+)", str(cpus))
+    assert variable, "cpu limit should come from a variable shared with the thread count"
+    for key in ("SHITI_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        assert variable.group(1) in str(env[key]), key
+
+
+def test_worker_has_a_model(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["worker"]
+    assert worker["environment"]["SHITI_MODEL"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^COPY models/", dockerfile, re.M), "model is not baked into the image"
+
+
+def test_api_runs_shiti_serve_after_stores_are_healthy(compose: dict[str, Any]) -> None:
+    api = compose["services"]["api"]
+    assert api["command"][:2] == ["shiti", "serve"]
+    for store in ("redis", "postgres"):
+        assert api["depends_on"][store]["condition"] == "service_healthy"
+
+
+def test_dockerfile_installs_cpu_torch_before_the_project() -> None:
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
+    torch_line = re.search(r"pip install --index-url https://download.pytorch.org/whl/cpu .*torch", text)
+    project_line = re.search(r"pip install .*\s\.$", text, re.M)
+    assert torch_line and project_line
+    assert torch_line.start() < project_line.start()
+
+
+def test_env_example_covers_compose_variables(compose: dict[str, Any]) -> None:
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"\$\{(\w+)", text))
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    defined = set(re.findall(r"^(\w+)=", example, re.M))
+    assert used <= defined, f"missing from .env.example: {sorted(used - defined)}"
