@@ -1,0 +1,164 @@
+"""INT8 model artifacts: quantize once, load many times without the FP32 model.
+
+Dynamic INT8 (``quantize_dynamic``) is applied to the encoder's Linear layers
+with per-channel weight scales; embeddings, LayerNorms, the small output Linear
+and the CRF stay float (they are a tiny share of the compute, and keeping the
+output layer float keeps entity scores close to FP32).
+
+An artifact directory holds ``model.pt`` (the quantized state dict),
+``config.json``, ``vocab.txt``, ``tokenizer_config.json``, ``labels.json`` and
+``manifest.json``. Loading builds the skeleton on the ``meta`` device, swaps in
+empty quantized Linear modules and assigns the saved tensors, so the FP32
+weights are never materialized.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.ao.nn.quantized import dynamic as nnqd
+from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+from worker.model.checkpoint import LoadedModel, check_state, load_raner_dir, read_bert_config, read_tokenizer
+from worker.model.errors import ModelLoadError
+from worker.model.network import BertCrf
+
+FORMAT_VERSION = 1
+ARTIFACT_FILES = ("model.pt", "config.json", "vocab.txt", "tokenizer_config.json", "labels.json", "manifest.json")
+
+
+def quantize_model(model: BertCrf) -> BertCrf:
+    """Quantize the encoder's Linear layers to dynamic INT8 in place; returns ``model``."""
+    torch.backends.quantized.engine = _engine()
+    model.eval()
+    quantize_dynamic(model.encoder, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    return model
+
+
+def _engine() -> str:
+    engines = torch.backends.quantized.supported_engines
+    return "fbgemm" if "fbgemm" in engines else ("x86" if "x86" in engines else engines[0])
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _shiti_version() -> str:
+    try:
+        return metadata.version("shiti")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def quantize(src_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write an INT8 artifact for the RaNER checkpoint ``src_dir`` into ``out_dir``.
+
+    Raises:
+        ModelLoadError: ``src_dir`` is not a valid checkpoint.
+    """
+    src, out = Path(src_dir), Path(out_dir)
+    loaded = load_raner_dir(src)
+    quantize_model(loaded.model)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "model.pt.tmp"
+    torch.save(loaded.model.state_dict(), tmp)
+    tmp.replace(out / "model.pt")
+    cfg = loaded.model.config.to_dict()
+    cfg["model_type"] = "bert"
+    (out / "config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
+    shutil.copyfile(src / "vocab.txt", out / "vocab.txt")
+    tok = {"do_lower_case": bool(loaded.tokenizer.do_lower_case), "is_split_into_words": loaded.char_mode}
+    (out / "tokenizer_config.json").write_text(json.dumps(tok, indent=2))
+    (out / "labels.json").write_text(json.dumps(loaded.labels, ensure_ascii=False))
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "kind": "shiti-int8-bert-crf",
+        "source": str(src.resolve()),
+        "weights": "model.pt",
+        "sha256": _sha256(out / "model.pt"),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "shiti_version": _shiti_version(),
+        "torch_version": torch.__version__,
+        "mode": "char" if loaded.char_mode else "word",
+        "max_length": loaded.max_length,
+        "pooler": loaded.model.encoder.pooler is not None,
+        "num_labels": len(loaded.labels),
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out
+
+
+def is_artifact(path: str | Path) -> bool:
+    """Whether ``path`` looks like a shiti artifact (has a manifest)."""
+    return (Path(path) / "manifest.json").exists()
+
+
+def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
+    """Load an INT8 artifact without ever building the FP32 model.
+
+    Args:
+        path: the artifact directory.
+        verify: check the weights' sha256 against the manifest (reads the file once more).
+
+    Raises:
+        ModelLoadError: a file is missing, the format is unknown, or tensors mismatch.
+    """
+    path = Path(path)
+    for name in ARTIFACT_FILES:
+        if not (path / name).exists():
+            raise ModelLoadError(f"{path}: not a shiti artifact, missing {name}")
+    manifest = json.loads((path / "manifest.json").read_text())
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: artifact format {manifest.get('format_version')} != {FORMAT_VERSION}")
+    if verify and _sha256(path / "model.pt") != manifest["sha256"]:
+        raise ModelLoadError(f"{path}/model.pt: sha256 does not match the manifest")
+    labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
+    cfg = read_bert_config(path, len(labels))
+    tokenizer, char_mode = read_tokenizer(path)
+    torch.backends.quantized.engine = _engine()
+    with torch.device("meta"):
+        model = BertCrf(cfg, len(labels), pooler=bool(manifest.get("pooler")))
+    _swap_empty_quantized(model.encoder)
+    try:
+        state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)
+    except Exception as exc:
+        raise ModelLoadError(f"{path}/model.pt: cannot load ({exc})") from exc
+    check_state(model, state, path / "model.pt")
+    model.load_state_dict(state, assign=True)
+    from worker.model.checkpoint import _materialize_buffers
+
+    _materialize_buffers(model)
+    model.eval()
+    return LoadedModel(model, labels, tokenizer, char_mode, int(manifest.get("max_length", 512)), path)
+
+
+def _swap_empty_quantized(module: nn.Module) -> None:
+    """Replace every ``nn.Linear`` under ``module`` by an empty dynamic INT8 Linear of the same shape."""
+    for name, child in module.named_children():
+        if isinstance(child, nn.Linear):
+            q = nnqd.Linear(child.in_features, child.out_features, bias_=child.bias is not None, dtype=torch.qint8)
+            setattr(module, name, q)
+        else:
+            _swap_empty_quantized(child)
+
+
+def load_model(path: str | Path, *, int8: bool = True) -> LoadedModel:
+    """Load an artifact, or a RaNER directory (quantized after loading unless ``int8=False``)."""
+    if is_artifact(path):
+        return load_artifact(path)
+    loaded = load_raner_dir(path)
+    if int8:
+        quantize_model(loaded.model)
+    return loaded
