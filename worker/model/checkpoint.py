@@ -101,7 +101,11 @@ def read_tokenizer(path: Path) -> tuple[BertTokenizerFast, bool]:
     tok_cfg = _read_json(tok_cfg_file) if tok_cfg_file.exists() else {}
     lower = bool(tok_cfg.get("do_lower_case", True))
     try:
-        tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=lower)
+        # transformers 5 silently ignores ``vocab_file=`` (it builds a 5-token vocab), so the
+        # vocab is read here and passed as a dict, with load_vocab's rules (rstrip "\n").
+        with open(path / "vocab.txt", encoding="utf-8") as fh:
+            vocab = {line.rstrip("\n"): i for i, line in enumerate(fh)}
+        tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=lower)
     except Exception as exc:  # tokenizers raises its own exception types
         raise ModelLoadError(f"{path}/vocab.txt: cannot build a tokenizer ({exc})") from exc
     return tokenizer, bool(tok_cfg.get("is_split_into_words", False))

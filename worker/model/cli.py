@@ -1,0 +1,112 @@
+"""``shiti model ...``: fetch, quantize, evaluate and train models.
+
+Registered lazily by ``producer/cli.py`` so that other ``shiti`` commands never import torch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = REPO / "models" / "shiti-msra-small"
+
+
+@click.group("model")
+def model() -> None:
+    """Fetch, quantize, evaluate and train NER models."""
+
+
+@model.command("fetch")
+@click.argument("model_id", default="damo/nlp_raner_named-entity-recognition_chinese-base-news")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Directory to download into.")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for the hub.")
+def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
+    """Download a RaNER checkpoint from ModelScope."""
+    from worker.model.errors import ModelError
+    from worker.model.fetch import fetch
+
+    try:
+        got = fetch(model_id, out, timeout=timeout)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"downloaded {model_id} to {got}")
+
+
+@model.command("quantize")
+@click.argument("src", type=click.Path(path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Artifact directory.")
+def quantize_cmd(src: Path, out: Path) -> None:
+    """Write an INT8 artifact for the RaNER checkpoint SRC."""
+    from worker.model.artifact import quantize
+    from worker.model.errors import ModelError
+
+    try:
+        got = quantize(src, out)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    manifest = json.loads((got / "manifest.json").read_text())
+    size = (got / "model.pt").stat().st_size / 2**20
+    click.echo(f"wrote {got} ({size:.1f} MiB weights, mode {manifest['mode']}, sha256 {manifest['sha256'][:12]})")
+
+
+@model.command("evaluate")
+@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help="BIO file.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
+              show_default=True, help="Artifact or RaNER directory.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--limit", type=int, default=None, help="Only the first N sentences.")
+@click.option("--fp32", is_flag=True, help="Do not quantize a RaNER directory at load.")
+def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit: int | None, fp32: bool) -> None:
+    """Precision/recall/F1 and speed of a model on a BIO file."""
+    if not model_dir.exists():
+        raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
+    import torch
+
+    from worker.model.errors import ModelError
+    from worker.model.evaluate import evaluate
+    from worker.model.tagger import load_tagger
+
+    torch.set_num_threads(threads)
+    try:
+        tagger = load_tagger(model_dir, int8=not fp32)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    result = evaluate(tagger, data, limit=limit)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(f"{result['sentences']} sentences, {result['chars']} chars, "
+               f"{result['seconds']} s ({result['chars_per_second']:.0f} chars/s)")
+    click.echo(f"P {result['precision']:.4f}  R {result['recall']:.4f}  F1 {result['f1']:.4f}")
+    for typ, row in result["per_type"].items():
+        click.echo(f"  {typ:4} P {row['precision']:.4f}  R {row['recall']:.4f}  F1 {row['f1']:.4f}  n={row['support']}")
+
+
+@model.command("train")
+@click.option("--init", required=True, type=click.Path(exists=True), help="BERT directory to start from.")
+@click.option("--train", "train_files", multiple=True, required=True, type=click.Path(exists=True))
+@click.option("--dev", type=click.Path(exists=True), default=None)
+@click.option("--out", required=True, type=click.Path())
+@click.option("--layers", type=int, default=None, help="Keep only the first K encoder layers.")
+@click.option("--epochs", type=float, default=3.0, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--batch-tokens", type=int, default=2048, show_default=True)
+@click.option("--eval-every", type=int, default=500, show_default=True)
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--seed", type=int, default=13, show_default=True)
+@click.option("--max-steps", type=int, default=None, help="Stop after N steps in this call.")
+@click.option("--resume", is_flag=True, help="Continue from OUT/state.pt.")
+def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str, layers: int | None,
+              epochs: float, lr: float, batch_tokens: int, eval_every: int, threads: int, seed: int,
+              max_steps: int | None, resume: bool) -> None:
+    """Fine-tune a BERT-CRF on BIO files; the best dev checkpoint lands in OUT/best."""
+    from worker.model.train import TrainConfig, train
+
+    cfg = TrainConfig(init=init, train=list(train_files), out=out, dev=dev, layers=layers, epochs=epochs, lr=lr,
+                      batch_tokens=batch_tokens, eval_every=eval_every, threads=threads, seed=seed)
+    summary = train(cfg, resume=resume, max_steps=max_steps)
+    click.echo(json.dumps(summary))
