@@ -264,7 +264,7 @@ function uploadCard() {
     <div class="form-row">
       <label class="field">Name <input type="text" name="name" placeholder="optional" data-testid="upload-name"></label>
       <label class="field">Format
-        <select name="format"><option value="">auto-detect</option><option>jsonl</option><option>txt</option><option>csv</option><option>json</option></select>
+        <select name="format"><option value="">auto-detect</option><option value="jsonl">JSON Lines</option><option value="text">text, one per line</option><option value="csv">CSV</option><option value="json">JSON array</option></select>
       </label>
       <label class="field">Client token <input type="text" name="client_token" placeholder="idempotency key"></label>
     </div>
@@ -388,7 +388,7 @@ async function viewJob(id) {
           <div class="segmented" id="ent-type" style="flex:0 0 auto">
             ${["", "PER", "LOC", "ORG"].map((t) => `<button type="button" data-type="${t}" class="${t ? "" : "on"}">${t || "all"}</button>`).join("")}
           </div>
-          <input type="search" name="text" placeholder="text contains…" data-testid="ent-text">
+          <input type="search" name="text" placeholder="entity text, e.g. 北京" data-testid="ent-text">
           <input type="search" name="doc" placeholder="document id" style="max-width:150px">
         </form>
       </div>

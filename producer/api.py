@@ -1,0 +1,311 @@
+"""REST API and web page, thin over ``producer.service``. Never imports torch or ``worker``.
+
+``create_app(settings)`` builds the FastAPI app (OpenAPI docs at ``/docs``); ``serve`` runs it
+with uvicorn for ``shiti serve``. Errors are ``{"error": {"code", "message"}}`` with the codes
+in ``producer.api_errors.CODES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from producer import api_errors, api_queries, metrics, service
+from producer.api_errors import ApiError
+from producer.api_upload import BodyLimit, load_json_documents, looks_like_json_array, normalise_format, spool
+from storage.domain import JOB_TERMINAL, JobStatus
+from storage.settings import Settings
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB
+DEFAULT_EXTRACT_TIMEOUT = 30.0
+EXTRACT_DOC_ID = "1"
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {"type": "string", "format": "binary",
+                                 "description": "corpus: .jsonl/.ndjson, .txt (one document per line), "
+                                                ".csv, or .json (an array of {id, text})"},
+                        "format": {"type": "string", "enum": ["jsonl", "text", "txt", "csv", "json"]},
+                        "name": {"type": "string"},
+                        "client_token": {"type": "string", "description": "idempotency key"},
+                        "id_field": {"type": "string", "default": "id"},
+                        "text_field": {"type": "string", "default": "text"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"type": "array", "items": {"type": "object"}},
+                        {"type": "object", "properties": {
+                            "documents": {"type": "array", "items": {"type": "object"}},
+                            "client_token": {"type": "string"}, "name": {"type": "string"}}},
+                    ]
+                },
+                "example": [{"id": "a1", "text": "张伟在北京大学读书。"}],
+            },
+        },
+    },
+    "responses": {
+        "202": {"description": "job created: `{job_id, created, documents, rejected}`"},
+        "200": {"description": "the client token was already used: the existing job"},
+        "413": {"description": "upload larger than the configured limit"},
+        "415": {"description": "neither multipart/form-data nor application/json"},
+        "422": {"description": "unreadable corpus or bad options"},
+    },
+}
+
+
+class ExtractRequest(BaseModel):
+    """One text to tag."""
+
+    text: str = Field(..., description="the text; offsets in the answer index its code points",
+                      examples=["张伟在北京大学读书，毕业后加入了阿里巴巴。"])
+    timeout: float | None = Field(None, gt=0, le=600, description="seconds to wait for a worker")
+
+
+def max_upload_bytes(settings: Settings) -> int:
+    """The upload limit: ``settings.max_upload_bytes`` when the settings define it, else
+    ``settings.extra['max_upload_bytes']``, else 1 GiB."""
+    value = getattr(settings, "max_upload_bytes", None) or settings.extra.get("max_upload_bytes")
+    return int(value) if value else DEFAULT_MAX_UPLOAD
+
+
+def _cursor(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if not value.isdigit():
+        raise ApiError("invalid_input", f"cursor {value!r} is not one this API returned")
+    return value
+
+
+def _state(value: str | None) -> str | None:
+    if not value:
+        return None
+    try:
+        return JobStatus(value).value
+    except ValueError:
+        raise ApiError("invalid_input", f"unknown state {value!r} (one of {', '.join(JobStatus)})") from None
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the API + dashboard app for ``settings``."""
+    app = FastAPI(
+        title="shiti",
+        version="0.1.0",
+        description="Bulk Chinese named-entity extraction (PER/LOC/ORG). Errors are "
+                    '`{"error": {"code": ..., "message": ...}}` with codes: '
+                    + ", ".join(f"`{c}` ({s})" for c, s in api_errors.CODES.items()) + ".",
+    )
+    app.state.settings = settings
+    api_errors.install(app)
+    app.add_middleware(BodyLimit, limit=max_upload_bytes(settings))
+
+    # ---------------------------------------------------------------- page + health
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        """Liveness: answers without touching the database or the broker."""
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def prometheus() -> PlainTextResponse:
+        """Prometheus text format: jobs by state, documents by status, docs/s, chars/s, queue depth."""
+        return PlainTextResponse(metrics.render(settings), media_type=metrics.CONTENT_TYPE)
+
+    # ---------------------------------------------------------------- jobs
+
+    @app.post("/jobs", status_code=202, tags=["jobs"], openapi_extra=_UPLOAD_DOC)
+    async def submit_job(request: Request, client_token: str | None = Query(None),
+                         name: str | None = Query(None), format: str | None = Query(None)) -> JSONResponse:
+        """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
+
+        The client token (query, form field, JSON key or `Idempotency-Key` header) makes the call
+        idempotent: the same token returns the same job (200) instead of creating one (202).
+        """
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
+                                   "name": name, "format": format}
+        if ctype == "multipart/form-data":
+            result = await _submit_upload(request, options)
+        elif ctype in ("application/json", "text/json") or ctype.endswith("+json"):
+            docs, body_options = load_json_documents(await request.body())
+            _merge(options, body_options)
+            result = await run_in_threadpool(
+                service.submit_corpus, settings, docs, client_token=options["client_token"],
+                name=options["name"] or "api upload", **_fields(options))
+        else:
+            raise ApiError("unsupported_media_type",
+                           "send multipart/form-data with a 'file' field, or application/json")
+        body = {"job_id": result.job_id, "created": result.created, "documents": result.documents,
+                "rejected": result.rejected}
+        return JSONResponse(body, status_code=202 if result.created else 200,
+                            headers={"Location": f"/jobs/{result.job_id}"})
+
+    async def _submit_upload(request: Request, options: dict[str, Any]) -> service.SubmitResult:
+        form = await request.form(max_files=1, max_fields=20)
+        try:
+            upload = form.get("file")
+            if not isinstance(upload, UploadFile):
+                raise ApiError("invalid_input", "multipart upload needs a file in the 'file' field")
+            _merge(options, {k: v for k, v in form.items() if isinstance(v, str) and v})
+            fmt = normalise_format(options["format"])
+            path = await run_in_threadpool(spool, upload.file, filename=upload.filename,
+                                           directory=Path(settings.data_dir) / "uploads")
+        finally:
+            await form.close()
+        try:
+            name = options["name"] or upload.filename or "upload"
+            source: Any = path
+            if fmt == "json" or (fmt is None and path.suffix == ".json" and looks_like_json_array(path)):
+                source, _ = await run_in_threadpool(load_json_documents, path)
+                fmt = None
+            return await run_in_threadpool(service.submit_corpus, settings, source, fmt=fmt,
+                                           client_token=options["client_token"], name=name,
+                                           **_fields(options))
+        finally:
+            path.unlink(missing_ok=True)
+
+    @app.get("/jobs", tags=["jobs"])
+    def list_jobs(state: str | None = Query(None, description="filter by job state"),
+                  limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None)) -> dict[str, Any]:
+        """Jobs, newest first, one page at a time (pass `next_cursor` back as `cursor`).
+
+        Jobs still running carry the live fields of `GET /jobs/{id}` (rates, ETA)."""
+        page = service.list_jobs(settings, state=_state(state), limit=limit, cursor=_cursor(cursor))
+        page["items"] = [_live(item) for item in page["items"]]
+        return page
+
+    def _live(item: dict[str, Any]) -> dict[str, Any]:
+        if item.get("state") in JOB_TERMINAL:
+            return item
+        try:
+            return service.job_status(settings, item["job_id"])
+        except service.NotFound:  # deleted between the two reads
+            return item
+
+    @app.get("/jobs/{job_id}", tags=["jobs"])
+    def get_job(job_id: str) -> dict[str, Any]:
+        """Progress of one job (the same fields as `shiti status --json`)."""
+        return service.job_status(settings, job_id)
+
+    @app.post("/jobs/{job_id}/cancel", tags=["jobs"])
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        """Cancel: documents not yet claimed are skipped; 409 when the job already finished."""
+        return service.cancel_job(settings, job_id)
+
+    @app.post("/jobs/{job_id}/retry", tags=["jobs"])
+    def retry_job(job_id: str) -> dict[str, Any]:
+        """Re-queue the job's failed documents (not those rejected as bad input)."""
+        return service.retry_failed(settings, job_id)
+
+    @app.get("/jobs/{job_id}/throughput", tags=["jobs"])
+    def throughput(job_id: str, buckets: int = Query(40, ge=2, le=500)) -> dict[str, Any]:
+        """Completed documents and characters per second over the job's running time."""
+        return api_queries.throughput(settings, job_id, buckets=buckets)
+
+    # ---------------------------------------------------------------- entities & documents
+
+    @app.get("/jobs/{job_id}/entities", tags=["entities"])
+    def entities(job_id: str,
+                 type: str | None = Query(None, description="entity label, e.g. PER, LOC, ORG"),
+                 text: str | None = Query(None, description="exact entity text"),
+                 doc: str | None = Query(None, description="document id"),
+                 cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+        """Entities of a job in a stable order (keyset pagination: pass `next_cursor` back)."""
+        return service.find_entities(settings, job_id, label=type or None, text=text or None,
+                                     doc=doc or None, cursor=_cursor(cursor), limit=limit)
+
+    @app.get("/jobs/{job_id}/entities/top", tags=["entities"])
+    def top(job_id: str, type: str | None = Query(None), limit: int = Query(20, ge=1, le=500)) -> dict[str, Any]:
+        """Most frequent entity strings, `limit` per label, most frequent first."""
+        items = service.top_entities(settings, job_id, label=type or None, limit=limit)
+        return {"items": sorted(items, key=lambda e: (-e["count"], e["label"], e["text"]))}
+
+    @app.get("/jobs/{job_id}/documents/{doc_id:path}", tags=["entities"])
+    def document(job_id: str, doc_id: str) -> dict[str, Any]:
+        """One document: its stored text, status and entities (end-exclusive code-point offsets)."""
+        return service.get_document(settings, job_id, doc_id)
+
+    @app.get("/jobs/{job_id}/export", tags=["entities"], response_class=StreamingResponse)
+    def export(job_id: str) -> StreamingResponse:
+        """Every document's entities as JSON Lines, streamed (one record per document)."""
+        records = service.export_entities(settings, job_id)  # NotFound before the stream starts
+
+        def lines() -> Iterator[bytes]:
+            for record in records:
+                yield (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson", headers={
+            "Content-Disposition": f'attachment; filename="shiti-{job_id}.jsonl"'})
+
+    # ---------------------------------------------------------------- one sentence
+
+    @app.post("/extract", tags=["entities"], responses={504: {"description": "no worker answered in time"}})
+    async def extract(body: ExtractRequest) -> dict[str, Any]:
+        """Tag one text: it becomes a one-document job, answered when a worker has done it."""
+        result = await run_in_threadpool(service.submit_corpus, settings,
+                                         [{"id": EXTRACT_DOC_ID, "text": body.text}], name="extract")
+        timeout = body.timeout or float(settings.extra.get("extract_timeout", DEFAULT_EXTRACT_TIMEOUT))
+        deadline = time.monotonic() + timeout
+        pause = 0.02
+        while True:
+            status = await run_in_threadpool(service.job_status, settings, result.job_id)
+            if status["state"] in JOB_TERMINAL:
+                break
+            if time.monotonic() >= deadline:
+                raise ApiError("timeout", f"no worker finished the text within {timeout:g} s; "
+                               f"poll GET /jobs/{result.job_id}", job_id=result.job_id)
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.25)
+        doc = await run_in_threadpool(service.get_document, settings, result.job_id, EXTRACT_DOC_ID)
+        return {"job_id": result.job_id, "text": doc["text"], "status": doc["status"],
+                "reason": doc.get("reason"), "entities": doc["entities"]}
+
+    @app.get("/docs/", include_in_schema=False)
+    def docs_slash() -> RedirectResponse:
+        return RedirectResponse("/docs")
+
+    return app
+
+
+def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:
+    for key in ("client_token", "name", "format", "id_field", "text_field"):
+        if extra.get(key):
+            options[key] = extra[key]
+
+
+def _fields(options: dict[str, Any]) -> dict[str, str]:
+    return {k: options[k] for k in ("id_field", "text_field") if options.get(k)}
+
+
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Run the API and dashboard with uvicorn until interrupted (``shiti serve``)."""
+    import uvicorn
+
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)

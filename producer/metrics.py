@@ -1,0 +1,89 @@
+"""Prometheus text exposition for ``GET /metrics`` (no client library: the format is simple).
+
+Gauges computed from SQL (the system of record) and the broker at scrape time:
+jobs by state, documents by status, documents/s and characters/s over a trailing window, and
+the broker queue depth (waiting batches) plus in-flight (unacked) batches.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import redis
+from sqlalchemy import func, select
+
+from storage.db import get_database
+from storage.domain import DocumentStatus, JobStatus
+from storage.redis_server import broker_url
+from storage.schema import document, job
+from storage.settings import Settings
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+RATE_WINDOW = 60.0  # seconds; rates are completions in the trailing window / its length
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _value(v: float) -> str:
+    if v != v:  # NaN: the exposition format spells it "NaN"
+        return "NaN"
+    return f"{v:g}"
+
+
+def _family(name: str, help_text: str, kind: str, samples: Iterable[tuple[dict[str, str], float]]) -> list[str]:
+    lines = [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
+    for labels, value in samples:
+        label_text = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
+        lines.append(f"{name}{{{label_text}}} {_value(value)}" if label_text else f"{name} {_value(value)}")
+    return lines
+
+
+def _queue(settings: Settings) -> tuple[float, float, float]:
+    """``(up, waiting batches, unacked batches)``; ``(0, nan, nan)`` when Redis is unreachable."""
+    try:
+        client = redis.Redis.from_url(broker_url(settings), socket_timeout=2, socket_connect_timeout=2)
+        with client:
+            pipe = client.pipeline()
+            pipe.llen(settings.queue)
+            pipe.hlen("unacked")  # kombu's in-flight ledger for acks_late messages
+            waiting, unacked = pipe.execute()
+        return 1.0, float(waiting), float(unacked)
+    except Exception:  # metrics must answer even when the broker is down: report it as down
+        return 0.0, float("nan"), float("nan")
+
+
+def render(settings: Settings, *, now: float | None = None) -> str:
+    """The whole scrape body."""
+    db = get_database(settings)
+    now = time.time() if now is None else now
+    since = now - RATE_WINDOW
+    with db.read() as conn:
+        jobs = {s.value: 0 for s in JobStatus}
+        jobs.update({s: int(n) for s, n in conn.execute(select(job.c.status, func.count()).group_by(job.c.status))})
+        docs = {s.value: 0 for s in DocumentStatus}
+        docs.update({s: int(n) for s, n in conn.execute(
+            select(document.c.status, func.count()).group_by(document.c.status))})
+        recent_docs, recent_chars = conn.execute(
+            select(func.count(), func.coalesce(func.sum(document.c.n_chars), 0))
+            .where(document.c.status.in_([DocumentStatus.DONE, DocumentStatus.FAILED]),
+                   document.c.updated_at >= since)).one()
+    up, waiting, unacked = _queue(settings)
+    lines: list[str] = []
+    lines += _family("shiti_jobs", "Jobs by state.", "gauge", (({"state": s}, n) for s, n in jobs.items()))
+    lines += _family("shiti_documents", "Documents by status.", "gauge",
+                     (({"status": s}, n) for s, n in docs.items()))
+    lines += _family("shiti_documents_per_second",
+                     f"Documents finished (done or failed) per second over the last {RATE_WINDOW:g} s.",
+                     "gauge", [({}, int(recent_docs) / RATE_WINDOW)])
+    lines += _family("shiti_chars_per_second",
+                     f"Characters of finished documents per second over the last {RATE_WINDOW:g} s.",
+                     "gauge", [({}, int(recent_chars) / RATE_WINDOW)])
+    lines += _family("shiti_broker_up", "1 when the Redis broker answered this scrape.", "gauge", [({}, up)])
+    lines += _family("shiti_queue_depth", "Batches waiting in the broker queue.", "gauge",
+                     [({"queue": settings.queue}, waiting)])
+    lines += _family("shiti_queue_unacked", "Batches delivered to workers and not yet acknowledged.",
+                     "gauge", [({}, unacked)])
+    return "\n".join(lines) + "\n"
