@@ -1,0 +1,362 @@
+"""The ``shiti`` command line. Never imports ``worker`` or torch except for ``shiti model``.
+
+User errors print one line (``error: ...``) and exit 1; unknown ids exit 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import importlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from storage.errors import NotFound, ShitiError
+from storage.settings import Settings
+
+class ShitiGroup(click.Group):
+    """One-line errors instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NotFound as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(2)
+        except ShitiError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(1)
+
+
+def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add --data-dir/--database-url/--redis-url/--model and pass ``settings``."""
+
+    @click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [SHITI_DATA_DIR].")
+    @click.option("--database-url", help="SQLAlchemy URL [SHITI_DATABASE_URL]; default SQLite in the data dir.")
+    @click.option("--redis-url", help="Broker URL [SHITI_REDIS_URL]; default the embedded redis-server.")
+    @click.option("--model", "model_path", help="Model directory [SHITI_MODEL].")
+    @functools.wraps(fn)
+    def wrapper(*args: Any, data_dir: Path | None, database_url: str | None, redis_url: str | None,
+                model_path: str | None, **kwargs: Any) -> Any:
+        try:
+            settings = Settings.from_env(data_dir=data_dir, database_url=database_url, redis_url=redis_url,
+                                         model=model_path)
+        except (ValueError, TypeError) as exc:
+            raise click.ClickException(f"bad settings: {exc}") from exc
+        return fn(*args, settings=settings, **kwargs)
+
+    return wrapper
+
+
+@click.group(cls=ShitiGroup)
+def cli() -> None:
+    """shiti: bulk Chinese named-entity extraction (PER/LOC/ORG)."""
+
+
+def _with_broker(settings: Settings, *, start: bool = True) -> Settings:
+    from storage.redis_server import broker_url
+
+    return settings.replace(redis_url=broker_url(settings, start=start))
+
+
+@cli.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "text", "folder", "csv"]), help="Default: from the path.")
+@click.option("--id-field", default="id", show_default=True)
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--client-token", help="Idempotency key: the same token returns the same job.")
+@click.option("--name", help="Job name (default: the file name).")
+@click.option("--wait", is_flag=True, help="Show progress until the job is finished.")
+@click.option("--json", "as_json", is_flag=True, help='Print only {"job_id": ...}.')
+@with_settings
+def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_token: str | None,
+           name: str | None, wait: bool, as_json: bool, settings: Settings) -> None:
+    """Store a corpus as a job and enqueue it."""
+    from producer.service import submit_corpus
+
+    settings = _with_broker(settings)
+    result = submit_corpus(settings, path, fmt=fmt, client_token=client_token, id_field=id_field,
+                           text_field=text_field, name=name)
+    if as_json:
+        click.echo(json.dumps({"job_id": result.job_id}))
+    else:
+        verb = "submitted" if result.created else "already submitted as"
+        click.echo(f"{verb} job {result.job_id}: {result.documents} documents, {result.rejected} rejected")
+    if wait:
+        final = wait_for(settings, result.job_id, quiet=as_json)
+        if not as_json:
+            click.echo(f"job {result.job_id} {final['state']}: {final['done']} done, {final['failed']} failed")
+
+
+def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, poll: float = 0.5,
+             timeout: float | None = None) -> dict[str, Any]:
+    """Poll a job until it is terminal, with a tqdm bar on stderr."""
+    from tqdm import tqdm
+
+    from producer.service import job_status
+    from storage.domain import JOB_TERMINAL
+
+    status = job_status(settings, job_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with tqdm(total=status["total"], unit="doc", disable=quiet, file=sys.stderr) as bar:
+        while True:
+            status = job_status(settings, job_id)
+            bar.n = status["done"] + status["failed"] + status["cancelled"]
+            bar.set_postfix_str(f"{status['state']} {status['chars_per_second']:.0f} chars/s")
+            bar.refresh()
+            if status["state"] in JOB_TERMINAL:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise ShitiError(f"job {job_id} not finished after {timeout:.0f} s")
+            time.sleep(poll)
+
+
+def print_status(status: dict[str, Any]) -> None:
+    s = status
+    eta = "-" if s["eta_seconds"] is None else f"{s['eta_seconds']:.0f} s"
+    lines = [
+        f"job        {s['job_id']}  ({s.get('name') or '-'})",
+        f"state      {s['state']}",
+        f"documents  total {s['total']}  done {s['done']}  failed {s['failed']}  pending {s['pending']}"
+        f"  processing {s['processing']}  cancelled {s['cancelled']}",
+        f"chars      {s['chars_done']:,} / {s['chars_total']:,}",
+        f"speed      {s['docs_per_second']:.1f} docs/s  {s['chars_per_second']:,.0f} chars/s  ETA {eta}",
+        f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"
+        f"  finished {s['finished_at'] or '-'}",
+    ]
+    for f in s["failures"][:5]:
+        lines.append(f"failure    {f['doc_id']}: {f['reason']}: {f['error']}")
+    click.echo("\n".join(lines))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def status(job_id: str, as_json: bool, settings: Settings) -> None:
+    """Progress of a job."""
+    from producer.service import job_status
+
+    s = job_status(settings, job_id)
+    click.echo(json.dumps(s, ensure_ascii=False)) if as_json else print_status(s)
+
+
+@cli.command()
+@click.option("--state", help="Only jobs in this state.")
+@click.option("--limit", default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def jobs(state: str | None, limit: int, as_json: bool, settings: Settings) -> None:
+    """Recent jobs, newest first."""
+    from producer.service import list_jobs
+
+    items = list_jobs(settings, state=state, limit=limit)["items"]
+    if as_json:
+        click.echo(json.dumps(items, ensure_ascii=False))
+        return
+    for j in items:
+        click.echo(f"{j['job_id']}  {j['state']:<16} {j['done']:>7}/{j['total']:<7} failed {j['failed']:<5}"
+                   f" {j['submitted_at']}  {j['name'] or ''}")
+
+
+@cli.command()
+@click.argument("job_id", required=False)
+@click.option("--job", "job_opt", help="Job id (same as the argument).")
+@click.option("--type", "label", type=click.Choice(["PER", "LOC", "ORG"], case_sensitive=False))
+@click.option("--text", help="Exact entity text.")
+@click.option("--doc", help="Document id.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--top", type=int, help="Most frequent entity strings per type instead.")
+@click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@with_settings
+def entities(job_id: str | None, job_opt: str | None, label: str | None, text: str | None, doc: str | None,
+             limit: int, top: int | None, fmt: str, as_json: bool, settings: Settings) -> None:
+    """Entities of a job, from SQL."""
+    from producer.service import find_entities, top_entities
+
+    job_id = job_id or job_opt
+    if not job_id:
+        raise click.UsageError("give a job id")
+    fmt = "jsonl" if as_json else fmt
+    label = label.upper() if label else None
+    if top:
+        rows = top_entities(settings, job_id, label=label, limit=top)
+        cols = ["label", "text", "count"]
+    else:
+        rows, cursor = [], None
+        while len(rows) < limit:
+            page = find_entities(settings, job_id, label=label, text=text, doc=doc, cursor=cursor,
+                                 limit=min(1000, limit - len(rows)))
+            rows.extend(page["items"])
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        cols = ["doc_id", "start", "end", "label", "text", "score"]
+    if fmt == "jsonl":
+        for r in rows:
+            click.echo(json.dumps(r, ensure_ascii=False))
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    else:
+        for r in rows:
+            click.echo("  ".join(f"{r[c]:.3f}" if c == "score" else str(r[c]) for c in cols))
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--out", type=click.Path(path_type=Path), help="Output .jsonl (default stdout).")
+@with_settings
+def export(job_id: str, out: Path | None, settings: Settings) -> None:
+    """Write one JSON line per document with its entities (streaming)."""
+    from producer.service import export_entities
+
+    records = export_entities(settings, job_id)
+    fh = out.open("w", encoding="utf-8") if out else sys.stdout
+    try:
+        n = 0
+        for rec in records:
+            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            n += 1
+    finally:
+        if out:
+            fh.close()
+    if out:
+        click.echo(f"wrote {n} documents to {out}", err=True)
+
+
+@cli.command()
+@click.argument("job_id")
+@with_settings
+def cancel(job_id: str, settings: Settings) -> None:
+    """Cancel a job (running documents finish, the rest are cancelled)."""
+    from producer.service import cancel_job
+
+    click.echo(f"job {job_id} {cancel_job(settings, job_id)['state']}")
+
+
+@cli.command()
+@click.argument("job_id")
+@with_settings
+def retry(job_id: str, settings: Settings) -> None:
+    """Re-queue a job's failed documents (bad input is not retried)."""
+    from producer.service import retry_failed
+
+    settings = _with_broker(settings, start=False) if not settings.redis_url else settings
+    click.echo(f"re-queued {retry_failed(settings, job_id)['requeued']} documents of job {job_id}")
+
+
+@cli.command()
+@with_settings
+def reconcile(settings: Settings) -> None:
+    """Re-send stuck documents and repair job counters."""
+    from producer.dispatch import reconcile as run
+
+    click.echo(json.dumps(run(_with_broker(settings, start=False))))
+
+
+def worker_command(settings: Settings, *, hostname: str | None = None, loglevel: str = "INFO",
+                   extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
+    """argv and environment of a worker process for ``settings`` (also used by the demo and tests)."""
+    argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-P", "prefork", "-c", "1",
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", settings.queue,
+            "-l", loglevel, *(["-n", hostname] if hostname else []), *extra]
+    n = str(settings.threads)
+    env = {**os.environ, **settings.to_env(), "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+    repo_root = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in [repo_root, os.environ.get("PYTHONPATH", "")] if p)
+    return argv, env
+
+
+@cli.command(context_settings={"ignore_unknown_options": True})
+@click.option("--hostname", "-n", help="Celery node name.")
+@click.option("--loglevel", "-l", default="INFO", show_default=True)
+@click.option("--threads", type=int, help="torch threads for the model [SHITI_THREADS].")
+@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
+@with_settings
+def worker(hostname: str | None, loglevel: str, threads: int | None, celery_args: tuple[str, ...],
+           settings: Settings) -> None:
+    """Run one worker (prefork, one child holding the model); extra args go to celery."""
+    settings = _with_broker(settings)
+    if threads:
+        settings = settings.replace(threads=threads)
+    argv, env = worker_command(settings, hostname=hostname, loglevel=loglevel, extra=celery_args)
+    os.execve(argv[0], argv, env)
+
+
+@cli.command()
+@click.option("--port", type=int, help="Default: a free port.")
+@click.option("--detach", is_flag=True, help="Start it in the background and return.")
+@click.option("--stop", is_flag=True, help="Stop the embedded server of this data dir.")
+@with_settings
+def redis(port: int | None, detach: bool, stop: bool, settings: Settings) -> None:
+    """Run the embedded redis-server (AOF on, noeviction) for this data dir."""
+    from storage.redis_server import embedded_dir, running_embedded, start_redis, stop_redis
+
+    running = running_embedded(settings)
+    if stop:
+        if running is None:
+            raise ShitiError("no embedded redis is running for this data dir")
+        stop_redis(running)
+        click.echo(f"stopped redis pid {running.pid}")
+        return
+    if running is not None:
+        click.echo(running.url)
+        return
+    server = start_redis(embedded_dir(settings), port=port)
+    click.echo(server.url)
+    if detach:
+        return
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_redis(server)
+
+
+@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def model(args: tuple[str, ...]) -> None:
+    """Model tools (fetch, quantize, ...): `shiti model --help`. Imports torch only here."""
+    group = importlib.import_module("worker.model.cli").model
+    group.main(list(args), prog_name="shiti model", standalone_mode=True)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True)
+@with_settings
+def serve(host: str, port: int, settings: Settings) -> None:
+    """Serve the REST API and the web page."""
+    api = importlib.import_module("producer.api")
+    api.serve(settings, host=host, port=port)
+
+
+@cli.command()
+@click.option("--docs", type=int, help="Use only the first N sample documents.")
+@with_settings
+def demo(docs: int | None, settings: Settings) -> None:
+    """Start redis and one worker, tag the bundled news sample, show the results, stop everything."""
+    from producer.demo import run_demo
+
+    run_demo(settings, limit=docs)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="shiti")
+
+
+if __name__ == "__main__":
+    main()

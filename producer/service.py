@@ -1,0 +1,185 @@
+"""Everything a user (CLI, REST API, web page) calls. Never imports ``worker`` or torch.
+
+Every function takes the ``Settings`` explicitly; engines are cached per URL and process.
+Unknown job or document ids raise ``storage.errors.NotFound``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from producer.corpus import read_corpus
+from producer.dispatch import dispatch
+from producer.validation import check_text
+from storage import queries, repo
+from storage.db import get_database
+from storage.domain import DocumentStatus, JobStatus
+from storage.errors import NotFound, ShitiError
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """``documents``: stored in the job; ``rejected``: of those, failed at ingest (bad input)."""
+
+    job_id: str
+    created: bool
+    documents: int
+    rejected: int
+    dispatched: bool = True
+
+
+def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str, Any]], *,
+                  fmt: str | None = None, client_token: str | None = None, id_field: str = "id",
+                  text_field: str = "text", name: str | None = None) -> SubmitResult:
+    """Validate and store a corpus as a new job, then enqueue its first batches.
+
+    Streaming: documents are inserted ``settings.ingest_chunk`` at a time. With a
+    ``client_token`` already used, the same job is returned and re-reading the source adds
+    no duplicates (``UNIQUE(job_id, ext_id)``), which also completes an interrupted submit.
+
+    Raises:
+        PermanentError: unreadable source (missing path, unknown format, CSV without the column).
+    """
+    db = get_database(settings)
+    records = read_corpus(source, fmt=fmt, id_field=id_field, text_field=text_field,
+                          max_chars=settings.max_chars)
+    if name is None and isinstance(source, (str, Path)):
+        name = Path(source).name
+    job_id, created = repo.create_job(db, name=name, client_token=client_token)
+    chunk: list[dict[str, Any]] = []
+    for rec in records:
+        checked = rec.failure if rec.failure is not None else check_text(rec.text or "", max_chars=settings.max_chars)
+        chunk.append({"ext_id": rec.ext_id, "line": rec.line, "text": checked.text,
+                      "n_chars": len(checked.text), "status": checked.status,
+                      "reason": checked.reason, "error": checked.error})
+        if len(chunk) >= settings.ingest_chunk:
+            repo.insert_documents(db, job_id, chunk)
+            chunk = []
+    repo.insert_documents(db, job_id, chunk)
+    repo.seal_job(db, job_id)
+    counts = queries.count_by_status(db, job_id)
+    rejected = int(queries.count_failed_at_ingest(db, job_id))
+    dispatched = True
+    try:
+        dispatch(settings, job_id=job_id, db=db)
+    except (ShitiError, OSError, ConnectionError) as exc:
+        # Documents stay pending; any worker's startup reconcile (or `shiti reconcile`) sends them.
+        log.warning("job %s stored but not enqueued yet: %s", job_id, exc)
+        dispatched = False
+    except Exception as exc:  # kombu/redis connection errors have no common base we import here
+        log.warning("job %s stored but not enqueued yet: %s", job_id, exc)
+        dispatched = False
+    return SubmitResult(job_id, created, sum(counts.values()), rejected, dispatched)
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+def job_status(settings: Settings, job_id: str) -> dict[str, Any]:
+    """The ``shiti status --json`` object of a job (rates over the running time so far)."""
+    db = get_database(settings)
+    j = queries.get_job(db, job_id)
+    terminal = j["done"] + j["failed"] + j["cancelled"]
+    started, finished = j["started_at"], j["finished_at"]
+    elapsed = ((finished or time.time()) - started) if started else 0.0
+    docs_done = j["done"] + j["failed"]
+    dps = docs_done / elapsed if elapsed > 0 else 0.0
+    cps = j["chars_done"] / elapsed if elapsed > 0 else 0.0
+    left = j["chars_total"] - j["chars_done"]
+    if j["status"] in (JobStatus.SUBMITTED, JobStatus.RUNNING) and cps > 0:
+        eta: float | None = round(left / cps, 1)
+    elif finished:
+        eta = 0.0
+    else:
+        eta = None
+    return {
+        "job_id": j["id"], "name": j["name"], "state": j["status"],
+        "total": j["total"], "done": j["done"], "failed": j["failed"],
+        "pending": max(0, j["total"] - terminal - j["processing"]),
+        "processing": j["processing"], "cancelled": j["cancelled"],
+        "chars_total": j["chars_total"], "chars_done": j["chars_done"],
+        "docs_per_second": round(dps, 2), "chars_per_second": round(cps, 1), "eta_seconds": eta,
+        "submitted_at": _iso(j["submitted_at"]), "started_at": _iso(started),
+        "finished_at": _iso(finished),
+        "failures": [{k: f[k] for k in ("doc_id", "reason", "error")}
+                     for f in queries.failures(db, job_id, limit=10)],
+    }
+
+
+def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
+              cursor: str | None = None) -> dict[str, Any]:
+    """Recent jobs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+    rows, nxt = queries.list_jobs(get_database(settings), state=state, limit=limit,
+                                  cursor=int(cursor) if cursor else None)
+    items = [{"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
+              "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],
+              "submitted_at": _iso(r["submitted_at"]), "finished_at": _iso(r["finished_at"])}
+             for r in rows]
+    return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
+
+
+def _known(settings: Settings, job_id: str) -> None:
+    queries.get_job(get_database(settings), job_id)  # raises NotFound
+
+
+def find_entities(settings: Settings, job_id: str, *, label: str | None = None, text: str | None = None,
+                  doc: str | None = None, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+    """Entities of a job (exact-match filters): ``{"items": [...], "next_cursor": ...}``."""
+    _known(settings, job_id)
+    items, nxt = queries.find_entities(get_database(settings), job_id, label=label, text=text, doc=doc,
+                                       cursor=int(cursor) if cursor else None, limit=limit)
+    return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
+
+
+def top_entities(settings: Settings, job_id: str, *, label: str | None = None,
+                 limit: int = 20) -> list[dict[str, Any]]:
+    """Most frequent entity strings, ``limit`` per label: ``[{"label", "text", "count"}]``,
+    grouped by label, most frequent first."""
+    _known(settings, job_id)
+    return queries.top_entities(get_database(settings), job_id, label=label, limit=limit)
+
+
+def get_document(settings: Settings, job_id: str, doc_id: str) -> dict[str, Any]:
+    """``{doc_id, text, status, reason, error, attempts, line, entities}``."""
+    _known(settings, job_id)
+    return queries.get_document(get_database(settings), job_id, doc_id)
+
+
+def export_entities(settings: Settings, job_id: str) -> Iterator[dict[str, Any]]:
+    """Stream one record per document: ``{id, status, length, entities[, reason]}``."""
+    _known(settings, job_id)
+    return queries.iter_export(get_database(settings), job_id)
+
+
+def cancel_job(settings: Settings, job_id: str) -> dict[str, Any]:
+    """Cancel a job; returns its status object. Raises ``InvalidTransition`` if already final."""
+    repo.cancel_job(get_database(settings), job_id)
+    return job_status(settings, job_id)
+
+
+def retry_failed(settings: Settings, job_id: str) -> dict[str, Any]:
+    """Re-queue a job's failed documents (not bad input); returns ``{"requeued": n, **status}``."""
+    db = get_database(settings)
+    n = repo.retry_failed(db, job_id)
+    if n:
+        try:
+            dispatch(settings, job_id=job_id, db=db)
+        except Exception as exc:  # documents stay pending for the reconciler
+            log.warning("retry of %s stored but not enqueued yet: %s", job_id, exc)
+    return {"requeued": n, **job_status(settings, job_id)}
+
+
+__all__ = [
+    "DocumentStatus", "NotFound", "SubmitResult", "cancel_job", "export_entities", "find_entities",
+    "get_document", "job_status", "list_jobs", "retry_failed", "submit_corpus", "top_entities",
+]

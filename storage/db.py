@@ -1,0 +1,119 @@
+"""Engines: SQLite (WAL, busy timeout, BEGIN IMMEDIATE for writers) or PostgreSQL (psycopg).
+
+Schema creation is ``metadata.create_all`` at first use (no migrations yet).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+from storage.schema import metadata
+from storage.settings import Settings
+
+_WRITE = "shiti_write"
+
+
+@dataclass(frozen=True)
+class Database:
+    """An engine plus the two ways to use it: short read or write transactions."""
+
+    engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read transaction (SQLite: deferred, never blocks writers under WAL)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so writers queue on the busy timeout
+        instead of failing with "database is locked" when upgrading a read lock)."""
+        with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+            yield conn
+
+
+def normalise_url(url: str) -> str:
+    """Use psycopg 3 for plain ``postgresql://`` URLs."""
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
+    """Create an engine for ``url`` with the per-dialect settings shiti relies on."""
+    url = normalise_url(url)
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, future=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        # Take transaction control away from pysqlite so BEGIN is ours (SQLAlchemy recipe).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get(_WRITE)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+_CACHE: dict[tuple[str, int], Database] = {}
+_LOCK = threading.Lock()
+
+
+def get_database(settings: Settings) -> Database:
+    """The cached database for ``settings`` (one engine per URL and process), schema ensured.
+
+    Keyed by pid too: a forked worker child must not reuse its parent's pooled connections.
+    """
+    url = settings.sqlalchemy_url
+    key = (url, os.getpid())
+    with _LOCK:
+        db = _CACHE.get(key)
+        if db is None:
+            db = Database(make_engine(url, busy_timeout_ms=settings.busy_timeout_ms))
+            _create_schema(db.engine)
+            _CACHE[key] = db
+        return db
+
+
+def _create_schema(engine: Engine) -> None:
+    # Several processes may start at once: a lost create race is fine once the tables exist.
+    try:
+        metadata.create_all(engine)
+    except DBAPIError:
+        metadata.create_all(engine)
+
+
+def dispose_all() -> None:
+    """Dispose every cached engine of this process (tests, shutdown)."""
+    with _LOCK:
+        for (_, pid), db in list(_CACHE.items()):
+            if pid == os.getpid():
+                db.engine.dispose()
+        _CACHE.clear()

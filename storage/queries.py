@@ -1,0 +1,170 @@
+"""Read-only queries: job rows, progress, failures, entities (keyset pagination), export."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import func, select
+
+from storage.db import Database
+from storage.domain import DocumentStatus as D
+from storage.errors import NotFound
+from storage.schema import document, entity, job
+
+
+def get_job(db: Database, job_id: str) -> dict[str, Any]:
+    """The job row as a dict plus ``processing`` (documents under a lease now).
+
+    Raises:
+        NotFound: unknown ``job_id``.
+    """
+    with db.read() as conn:
+        row = conn.execute(select(job).where(job.c.id == job_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        processing = conn.execute(
+            select(func.count()).where(document.c.job_id == job_id, document.c.status == D.PROCESSING)
+        ).scalar_one()
+        return {**row, "processing": int(processing)}
+
+
+def count_by_status(db: Database, job_id: str) -> dict[str, int]:
+    """Documents of a job per status (every status present, zeros included)."""
+    with db.read() as conn:
+        stmt = (select(document.c.status, func.count()).where(document.c.job_id == job_id)
+                .group_by(document.c.status))
+        counts = {s.value: 0 for s in D}
+        counts.update({s: int(n) for s, n in conn.execute(stmt)})
+        return counts
+
+
+def failures(db: Database, job_id: str, *, limit: int = 10) -> list[dict[str, Any]]:
+    """The first failed documents of a job (corpus order)."""
+    with db.read() as conn:
+        stmt = (select(document.c.ext_id, document.c.line, document.c.reason, document.c.error)
+                .where(document.c.job_id == job_id, document.c.status == D.FAILED)
+                .order_by(document.c.id).limit(limit))
+        return [{"doc_id": r.ext_id, "line": r.line, "reason": r.reason, "error": r.error}
+                for r in conn.execute(stmt)]
+
+
+def list_jobs(db: Database, *, state: str | None = None, limit: int = 50,
+              cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Jobs newest first. Returns ``(rows, next_cursor)``; pass the cursor back for the next page."""
+    stmt = select(job).order_by(job.c.seq.desc()).limit(limit + 1)
+    if state:
+        stmt = stmt.where(job.c.status == state)
+    if cursor is not None:
+        stmt = stmt.where(job.c.seq < cursor)
+    with db.read() as conn:
+        rows = [dict(r) for r in conn.execute(stmt).mappings()]
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return rows, (rows[-1]["seq"] if more and rows else None)
+
+
+def find_entities(db: Database, job_id: str, *, label: str | None = None, text: str | None = None,
+                  doc: str | None = None, cursor: int | None = None,
+                  limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+    """Entities of a job filtered by exact label / entity text / document id, in insertion order.
+
+    Returns:
+        ``(items, next_cursor)`` where items have ``doc_id, start, end, label, text, score``.
+    """
+    stmt = (
+        select(entity.c.id, document.c.ext_id, entity.c.start, entity.c.end, entity.c.label,
+               entity.c.text, entity.c.score)
+        .join(document, document.c.id == entity.c.document_id)
+        .where(entity.c.job_id == job_id)
+        .order_by(entity.c.id)
+        .limit(limit + 1)
+    )
+    if label:
+        stmt = stmt.where(entity.c.label == label)
+    if text:
+        stmt = stmt.where(entity.c.text == text)
+    if doc is not None:
+        stmt = stmt.where(document.c.job_id == job_id, document.c.ext_id == doc)
+    if cursor is not None:
+        stmt = stmt.where(entity.c.id > cursor)
+    with db.read() as conn:
+        rows = list(conn.execute(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [{"doc_id": r.ext_id, "start": r.start, "end": r.end, "label": r.label, "text": r.text,
+              "score": r.score} for r in rows]
+    return items, (int(rows[-1].id) if more and rows else None)
+
+
+def top_entities(db: Database, job_id: str, *, label: str | None = None,
+                 limit: int = 20) -> list[dict[str, Any]]:
+    """Most frequent entity strings, ``limit`` per label: ``[{label, text, count}]``."""
+    with db.read() as conn:
+        labels = [label] if label else list(conn.execute(
+            select(entity.c.label).where(entity.c.job_id == job_id).distinct().order_by(entity.c.label)
+        ).scalars())
+        out: list[dict[str, Any]] = []
+        for lab in labels:
+            n = func.count().label("n")
+            stmt = (select(entity.c.text, n)
+                    .where(entity.c.job_id == job_id, entity.c.label == lab)
+                    .group_by(entity.c.text).order_by(n.desc(), entity.c.text).limit(limit))
+            out.extend({"label": lab, "text": t, "count": int(c)} for t, c in conn.execute(stmt))
+        return out
+
+
+def _entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    found: dict[int, list[dict[str, Any]]] = {i: [] for i in doc_ids}
+    stmt = (select(entity.c.document_id, entity.c.start, entity.c.end, entity.c.label,
+                   entity.c.text, entity.c.score)
+            .where(entity.c.document_id.in_(doc_ids)).order_by(entity.c.document_id, entity.c.start))
+    for r in conn.execute(stmt):
+        found[r.document_id].append({"start": r.start, "end": r.end, "label": r.label,
+                                     "text": r.text, "score": r.score})
+    return found
+
+
+def get_document(db: Database, job_id: str, ext_id: str) -> dict[str, Any]:
+    """One document with its entities.
+
+    Raises:
+        NotFound: unknown job or document id.
+    """
+    with db.read() as conn:
+        row = conn.execute(select(document).where(document.c.job_id == job_id,
+                                                  document.c.ext_id == ext_id)).mappings().first()
+        if row is None:
+            raise NotFound(f"no document {ext_id!r} in job {job_id}")
+        return {"doc_id": row["ext_id"], "text": row["text"], "status": row["status"],
+                "reason": row["reason"], "error": row["error"], "attempts": row["attempts"],
+                "line": row["line"], "entities": _entities_of(conn, [row["id"]])[row["id"]]}
+
+
+def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[dict[str, Any]]:
+    """Stream one record per document (corpus order): id, status, length, entities."""
+    last = 0
+    while True:
+        with db.read() as conn:
+            docs = list(conn.execute(
+                select(document.c.id, document.c.ext_id, document.c.status, document.c.reason,
+                       document.c.n_chars)
+                .where(document.c.job_id == job_id, document.c.id > last)
+                .order_by(document.c.id).limit(page)))
+            if not docs:
+                return
+            ents = _entities_of(conn, [d.id for d in docs])
+        for d in docs:
+            rec = {"id": d.ext_id, "status": d.status, "length": d.n_chars, "entities": ents[d.id]}
+            if d.reason:
+                rec["reason"] = d.reason
+            yield rec
+        last = docs[-1].id
+
+
+def count_failed_at_ingest(db: Database, job_id: str) -> int:
+    """Documents rejected at ingest (failed without ever being attempted)."""
+    with db.read() as conn:
+        return int(conn.execute(select(func.count()).where(
+            document.c.job_id == job_id, document.c.status == D.FAILED, document.c.attempts == 0
+        )).scalar_one())

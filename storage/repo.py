@@ -1,0 +1,388 @@
+"""The write path: jobs, ingest, claim under a lease, fenced saves, counters, recount, cancel.
+
+Rules (reliability.md §1, §4): every document transition is a conditional UPDATE whose
+rowcount drives the job counters in the same transaction, so a duplicate or late delivery
+changes nothing; the job's terminal state is set by the transaction that makes the last
+document terminal (one atomic conditional UPDATE), and re-checked by ``recount``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+
+from storage.db import Database
+from storage.domain import (
+    INPUT_REASONS,
+    ClaimedDocument,
+    DocumentStatus as D,
+    JobStatus as J,
+    Outcome,
+    Reason,
+)
+from storage.errors import InvalidTransition, NotFound
+from storage.schema import document, entity, job
+
+_OPEN = (J.SUBMITTED, J.RUNNING, J.CANCELLING)
+_CLAIMABLE = (D.PENDING, D.QUEUED)
+
+
+def new_id() -> str:
+    """A fresh 32-hex-digit id (jobs, lease tokens)."""
+    return uuid.uuid4().hex
+
+
+def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: list[str]) -> None:
+    """Bulk INSERT ... ON CONFLICT DO NOTHING on ``keys`` (SQLite ≥ 3.24 and PostgreSQL)."""
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    else:  # pragma: no cover - other dialects: plain insert, the UNIQUE constraint still guards
+        conn.execute(insert(table), list(rows))
+        return
+    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), list(rows))
+
+
+# ---------------------------------------------------------------------------------- jobs, ingest
+
+
+def create_job(db: Database, *, name: str | None = None, client_token: str | None = None) -> tuple[str, bool]:
+    """Create a job, or find the one already created with ``client_token``.
+
+    Returns:
+        ``(job_id, created)``.
+    """
+    with db.write() as conn:
+        if client_token is not None:
+            found = conn.execute(select(job.c.id).where(job.c.client_token == client_token)).scalar()
+            if found is not None:
+                return found, False
+        job_id = new_id()
+        conn.execute(
+            insert(job).values(
+                id=job_id, name=name, client_token=client_token, status=J.SUBMITTED, sealed=False,
+                total=0, done=0, failed=0, cancelled=0, chars_total=0, chars_done=0,
+                submitted_at=time.time(),
+            )
+        )
+        return job_id, True
+
+
+def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Store documents in one transaction; ids already present in the job are ignored.
+
+    Each row: ``ext_id, line, text, n_chars, status`` and optionally ``reason, error``.
+    """
+    now = time.time()
+    batch = [
+        {"job_id": job_id, "reason": None, "error": None, "attempts": 0, "updated_at": now, **row}
+        for row in rows
+    ]
+    with db.write() as conn:
+        insert_ignore(conn, document, batch, ["job_id", "ext_id"])
+
+
+def seal_job(db: Database, job_id: str) -> dict[str, Any]:
+    """Mark ingest complete, recount, and finish the job at once if nothing needs a worker."""
+    with db.write() as conn:
+        conn.execute(update(job).where(job.c.id == job_id).values(sealed=True))
+        return _recount(conn, job_id)
+
+
+def recount(db: Database, job_id: str) -> dict[str, Any]:
+    """Recompute the job's counters from its document rows; finalize if all are terminal."""
+    with db.write() as conn:
+        return _recount(conn, job_id)
+
+
+def _recount(conn: Connection, job_id: str) -> dict[str, Any]:
+    # Lock the job row first (PostgreSQL): saves bump it last, so they serialize behind us and
+    # our count snapshot can neither miss nor double a concurrent save.
+    row = conn.execute(select(job.c.status).where(job.c.id == job_id).with_for_update()).first()
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    counts = {s: (0, 0) for s in D}
+    stmt = (
+        select(document.c.status, func.count(), func.coalesce(func.sum(document.c.n_chars), 0))
+        .where(document.c.job_id == job_id)
+        .group_by(document.c.status)
+    )
+    for status, n, chars in conn.execute(stmt):
+        counts[D(status)] = (int(n), int(chars))
+    values = {
+        "total": sum(n for n, _ in counts.values()),
+        "done": counts[D.DONE][0],
+        "failed": counts[D.FAILED][0],
+        "cancelled": counts[D.CANCELLED][0],
+        "chars_total": sum(c for _, c in counts.values()),
+        "chars_done": counts[D.DONE][1],
+    }
+    conn.execute(update(job).where(job.c.id == job_id).values(**values))
+    _finalize(conn, job_id)
+    return values
+
+
+def _finalize(conn: Connection, job_id: str) -> None:
+    """Move an open, sealed job whose documents are all terminal to its terminal state."""
+    final = case(
+        (job.c.status == J.CANCELLING, J.CANCELLED.value),
+        (job.c.failed == 0, J.SUCCEEDED.value),
+        (job.c.done == 0, J.FAILED.value),
+        else_=J.PARTIALLY_FAILED.value,
+    )
+    conn.execute(
+        update(job)
+        .where(
+            job.c.id == job_id,
+            job.c.sealed.is_(True),
+            job.c.status.in_(_OPEN),
+            job.c.done + job.c.failed + job.c.cancelled >= job.c.total,
+        )
+        .values(status=final, finished_at=time.time())
+    )
+
+
+def _bump(conn: Connection, job_id: str, *, done: int = 0, failed: int = 0, cancelled: int = 0,
+          chars_done: int = 0) -> None:
+    if done or failed or cancelled or chars_done:
+        conn.execute(
+            update(job)
+            .where(job.c.id == job_id)
+            .values(
+                done=job.c.done + done, failed=job.c.failed + failed,
+                cancelled=job.c.cancelled + cancelled, chars_done=job.c.chars_done + chars_done,
+            )
+        )
+    _finalize(conn, job_id)
+
+
+# --------------------------------------------------------------------------------- dispatching
+
+
+def dispatchable_jobs(db: Database) -> list[str]:
+    """Sealed jobs that may still have documents to hand to workers, oldest first."""
+    with db.read() as conn:
+        stmt = (
+            select(job.c.id)
+            .where(job.c.sealed.is_(True), job.c.status.in_((J.SUBMITTED, J.RUNNING)))
+            .order_by(job.c.seq)
+        )
+        return list(conn.execute(stmt).scalars())
+
+
+def next_pending(db: Database, job_id: str, *, limit: int) -> list[tuple[int, int]]:
+    """Up to ``limit`` pending documents of a job as ``(id, n_chars)``, in corpus order."""
+    with db.read() as conn:
+        stmt = (
+            select(document.c.id, document.c.n_chars)
+            .where(document.c.job_id == job_id, document.c.status == D.PENDING)
+            .order_by(document.c.id)
+            .limit(limit)
+        )
+        return [(int(i), int(n)) for i, n in conn.execute(stmt)]
+
+
+def mark_queued(db: Database, doc_ids: Sequence[int]) -> list[int]:
+    """Move pending documents to ``queued`` and return the ids this call moved.
+
+    Commit before publishing: a worker must never receive an id whose row it cannot see yet.
+    """
+    if not doc_ids:
+        return []
+    with db.write() as conn:
+        stmt = (
+            update(document)
+            .where(document.c.id.in_(list(doc_ids)), document.c.status == D.PENDING)
+            .values(status=D.QUEUED, queued_at=time.time())
+            .returning(document.c.id)
+        )
+        return sorted(int(i) for i in conn.execute(stmt).scalars())
+
+
+def unqueue(db: Database, doc_ids: Sequence[int]) -> int:
+    """Undo ``mark_queued`` for ids whose publish failed."""
+    with db.write() as conn:
+        return int(conn.execute(update(document).where(
+            document.c.id.in_(list(doc_ids)), document.c.status == D.QUEUED
+        ).values(status=D.PENDING)).rowcount or 0)
+
+
+def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None = None) -> int:
+    """Return lost work to ``pending``: ``queued`` rows older than the threshold and
+    ``processing`` rows whose lease expired. Attempts are kept, so poison still ends."""
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        open_jobs = select(job.c.id).where(job.c.status.in_((J.SUBMITTED, J.RUNNING)))
+        stmt = (
+            update(document)
+            .where(
+                document.c.job_id.in_(open_jobs),
+                or_(
+                    and_(document.c.status == D.QUEUED, document.c.queued_at < now - stale_queued_after),
+                    and_(document.c.status == D.PROCESSING, document.c.lease_expires_at < now),
+                ),
+            )
+            .values(status=D.PENDING, updated_at=now)
+        )
+        return int(conn.execute(stmt).rowcount or 0)
+
+
+def open_jobs(db: Database) -> list[str]:
+    """Jobs not yet terminal (for the reconciler's recount)."""
+    with db.read() as conn:
+        return list(conn.execute(select(job.c.id).where(job.c.status.in_(_OPEN))).scalars())
+
+
+# ----------------------------------------------------------------------------------- claim/save
+
+
+def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: float,
+          max_attempts: int, now: float | None = None) -> list[ClaimedDocument]:
+    """Lease the given documents for one attempt; commit before any inference.
+
+    Documents already done, failed, or leased by a live holder are skipped. A document whose
+    attempt counter passes ``max_attempts`` is failed as ``poison`` instead of returned. When
+    the job is cancelling, the documents are cancelled instead.
+    """
+    now = time.time() if now is None else now
+    token = new_id()
+    ids = list(doc_ids)
+    claimable = and_(
+        document.c.id.in_(ids),
+        document.c.job_id == job_id,
+        or_(
+            document.c.status.in_(_CLAIMABLE),
+            and_(document.c.status == D.PROCESSING, document.c.lease_expires_at < now),
+        ),
+    )
+    with db.write() as conn:
+        status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
+        if status is None:
+            return []
+        if status not in (J.SUBMITTED, J.RUNNING):
+            if status == J.CANCELLING:
+                n = conn.execute(update(document).where(claimable).values(
+                    status=D.CANCELLED, reason="cancelled", updated_at=now)).rowcount
+                _bump(conn, job_id, cancelled=int(n or 0))
+            return []
+        conn.execute(
+            update(document)
+            .where(claimable)
+            .values(status=D.PROCESSING, attempts=document.c.attempts + 1, lease_token=token,
+                    lease_expires_at=now + lease_seconds, updated_at=now)
+        )
+        poisoned = conn.execute(
+            update(document)
+            .where(document.c.id.in_(ids), document.c.lease_token == token,
+                   document.c.attempts > max_attempts)
+            .values(status=D.FAILED, reason=Reason.POISON, lease_expires_at=None,
+                    error=f"gave up after {max_attempts} attempts (crash, kill or time limit)")
+        ).rowcount
+        conn.execute(
+            update(job).where(job.c.id == job_id, job.c.status == J.SUBMITTED)
+            .values(status=J.RUNNING, started_at=now)
+        )
+        _bump(conn, job_id, failed=int(poisoned or 0))
+        rows = conn.execute(
+            select(document.c.id, document.c.ext_id, document.c.text, document.c.n_chars,
+                   document.c.attempts)
+            .where(document.c.id.in_(ids), document.c.lease_token == token,
+                   document.c.status == D.PROCESSING)
+            .order_by(document.c.id)
+        )
+        return [ClaimedDocument(int(r.id), r.ext_id, r.text, int(r.n_chars), int(r.attempts), token)
+                for r in rows]
+
+
+def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequence[Outcome]) -> dict[str, int]:
+    """Write entities, document status and job counters of a batch in ONE transaction.
+
+    Fenced: a document is written only while it is still ``processing`` under ``lease_token``;
+    otherwise (a duplicate run took it over, or it was cancelled) its outcome is dropped.
+
+    Returns:
+        ``{"done": n, "failed": n, "fenced": n}`` for this call.
+    """
+    now = time.time()
+    done = failed = fenced = chars = 0
+    with db.write() as conn:
+        for out in outcomes:
+            mine = and_(document.c.id == out.document_id, document.c.lease_token == lease_token,
+                        document.c.status == D.PROCESSING)
+            if out.error is not None:
+                n = conn.execute(update(document).where(mine).values(
+                    status=D.FAILED, reason=out.reason or Reason.ERROR, error=out.error[:2000],
+                    lease_expires_at=None, updated_at=now)).rowcount
+                failed += n
+                fenced += 1 - n
+                continue
+            n = conn.execute(update(document).where(mine).values(
+                status=D.DONE, reason=out.reason, error=None, lease_expires_at=None,
+                updated_at=now)).rowcount
+            if not n:
+                fenced += 1
+                continue
+            done += 1
+            chars += out.n_chars
+            conn.execute(delete(entity).where(entity.c.document_id == out.document_id))
+            insert_ignore(conn, entity, [
+                {"job_id": job_id, "document_id": out.document_id, "start": e.start, "end": e.end,
+                 "label": e.label, "text": e.text, "score": float(e.score)}
+                for e in out.entities
+            ], ["document_id", "start", "end", "label"])
+        _bump(conn, job_id, done=done, failed=failed, chars_done=chars)
+    return {"done": done, "failed": failed, "fenced": fenced}
+
+
+# ---------------------------------------------------------------------------------- cancel/retry
+
+
+def cancel_job(db: Database, job_id: str) -> str:
+    """Request cancellation: documents not yet claimed are cancelled now; documents being
+    processed finish; the job becomes ``cancelled`` when the last one is terminal.
+
+    Returns:
+        The job state after the call.
+    """
+    now = time.time()
+    with db.write() as conn:
+        status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
+        if status is None:
+            raise NotFound(f"no job {job_id}")
+        if status in (J.SUCCEEDED, J.PARTIALLY_FAILED, J.FAILED, J.CANCELLED):
+            raise InvalidTransition(f"job {job_id} is already {status}")
+        conn.execute(update(job).where(job.c.id == job_id, job.c.status.in_(_OPEN))
+                     .values(status=J.CANCELLING))
+        n = conn.execute(update(document).where(
+            document.c.job_id == job_id, document.c.status.in_(_CLAIMABLE)
+        ).values(status=D.CANCELLED, reason="cancelled", updated_at=now)).rowcount
+        _bump(conn, job_id, cancelled=int(n or 0))
+        return str(conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar())
+
+
+def retry_failed(db: Database, job_id: str) -> int:
+    """Return a finished job's failed documents (except bad input) to ``pending`` with a fresh
+    attempt budget, and reopen the job. Returns the number of documents re-queued."""
+    with db.write() as conn:
+        status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
+        if status is None:
+            raise NotFound(f"no job {job_id}")
+        if status not in (J.RUNNING, J.PARTIALLY_FAILED, J.FAILED):
+            raise InvalidTransition(f"cannot retry a job that is {status}")
+        n = int(conn.execute(update(document).where(
+            document.c.job_id == job_id, document.c.status == D.FAILED,
+            or_(document.c.reason.is_(None), document.c.reason.not_in([r.value for r in INPUT_REASONS])),
+        ).values(status=D.PENDING, attempts=0, reason=None, error=None, lease_token=None,
+                 updated_at=time.time())).rowcount or 0)
+        if n:
+            conn.execute(update(job).where(job.c.id == job_id)
+                         .values(status=J.RUNNING, failed=job.c.failed - n, finished_at=None))
+        return n

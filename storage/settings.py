@@ -1,0 +1,126 @@
+"""The one settings object. Only this module reads ``os.environ`` (prefix ``SHITI_``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "SHITI_"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = str(REPO_ROOT / "models" / "shiti-msra-small")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of shiti, immutable, passed explicitly.
+
+    Timing knobs are seconds. Invariants checked in ``__post_init__``: lease < visibility
+    timeout (a crashed message must come back only after its lease expired) and soft < hard
+    time limit.
+    """
+
+    data_dir: Path = Path(".shiti")
+    database_url: str = ""  # "" -> sqlite file in data_dir
+    redis_url: str = ""  # "" -> embedded redis-server (storage.redis_server)
+    model: str = DEFAULT_MODEL  # model dir, or "py:module:factory" (zero-arg tagger factory)
+    queue: str = "shiti"
+    # Batching and backpressure.
+    batch_chars: int = 200_000
+    batch_docs: int = 64
+    high_water: int = 8  # max batches waiting in the Redis queue
+    ingest_chunk: int = 1_000  # documents per INSERT transaction at submit
+    # Leases, attempts, Celery timing.
+    lease_seconds: int = 900
+    max_attempts: int = 3
+    visibility_timeout: int = 3600
+    unacked_restore_interval: float = 10.0
+    unacked_restore_throttle: float = 1.0
+    soft_time_limit: int = 1500
+    time_limit: int = 1800
+    stale_queued_seconds: int = 0  # 0 -> visibility_timeout + time_limit
+    proc_alive_timeout: float = 120.0
+    max_memory_per_child: int = 3_000_000  # KiB (peak RSS)
+    max_tasks_per_child: int = 500
+    # Inference.
+    threads: int = 1
+    max_length: int = 0  # 0 -> the model's own maximum
+    overlap: int = 64
+    batch_tokens: int = 4096
+    int8: bool = True
+    # Input rules (reliability.md §5).
+    max_chars: int = 5_000_000
+    max_upload_bytes: int = 1 << 30  # REST uploads
+    busy_timeout_ms: int = 30_000
+
+    def __post_init__(self) -> None:
+        if self.lease_seconds >= self.visibility_timeout:
+            raise ValueError("lease_seconds must be below visibility_timeout")
+        if self.soft_time_limit >= self.time_limit:
+            raise ValueError("soft_time_limit must be below time_limit")
+        if self.max_attempts < 1 or self.batch_docs < 1 or self.batch_chars < 1:
+            raise ValueError("max_attempts, batch_docs and batch_chars must be positive")
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL, defaulting to ``<data_dir>/shiti.sqlite``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(Path(self.data_dir) / 'shiti.sqlite').resolve()}"
+
+    @property
+    def stale_queued_after(self) -> int:
+        """Seconds after which a ``queued`` document is assumed lost by the broker."""
+        return self.stale_queued_seconds or self.visibility_timeout + self.time_limit
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied (values already typed)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """``SHITI_*`` variables that reproduce these settings in a child process."""
+        env = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool):
+                value = "1" if value else "0"
+            env[ENV_PREFIX + f.name.upper()] = str(value)
+        return env
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``SHITI_*`` variables, then apply non-None ``overrides``.
+
+        Args:
+            environ: mapping to read instead of ``os.environ`` (tests).
+            **overrides: field values (strings are coerced like environment values).
+        """
+        env = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is not None and raw != "":
+                values[f.name] = _coerce(hints[f.name], raw)
+        for key, value in overrides.items():
+            if key not in hints:
+                raise TypeError(f"unknown setting {key!r}")
+            if value is not None:
+                values[key] = _coerce(hints[key], value) if isinstance(value, str) else value
+        if "data_dir" in values:
+            values["data_dir"] = Path(values["data_dir"])
+        return cls(**values)
+
+
+def _coerce(hint: Any, raw: str) -> Any:
+    if hint is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if hint is int:
+        return int(raw)
+    if hint is float:
+        return float(raw)
+    if hint is Path:
+        return Path(raw)
+    return raw

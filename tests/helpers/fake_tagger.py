@@ -1,0 +1,68 @@
+"""A fast, deterministic stand-in for the model, with markers that misbehave on purpose.
+
+Dictionary match (leftmost-longest, non-overlapping) of a fixed name list. Markers in a text:
+``[[RAISE]]`` raises, ``[[SLEEP]]`` sleeps an hour, ``[[KILL]]`` SIGKILLs its own process,
+``[[EXIT]]`` calls ``os._exit(1)``. Select it with ``SHITI_MODEL=py:tests.helpers.fake_tagger:make_tagger``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+NAMES = {
+    "PER": ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴婷", "习近平", "李强"],
+    "LOC": ["北京", "上海", "广州", "深圳", "杭州", "南京", "成都", "武汉", "西安", "重庆", "中国", "浙江"],
+    "ORG": ["新华社", "清华大学", "北京大学", "复旦大学", "中国银行", "国务院", "阿里巴巴", "华为公司",
+            "中国科学院", "人民日报社"],
+}
+_LABEL = {name: label for label, names in NAMES.items() for name in names}
+_PATTERN = re.compile("|".join(sorted(map(re.escape, _LABEL), key=len, reverse=True)))
+
+
+@dataclass(frozen=True)
+class FakeEntity:
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+
+class FakeTagger:
+    """Implements ``Tagger.annotate``; ``delay`` seconds per document simulate model time."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.delay = delay
+
+    def annotate(self, texts: Sequence[str], *, deadline: float | None = None) -> list[list[FakeEntity]]:
+        out = []
+        for text in texts:
+            if "[[KILL]]" in text:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if "[[EXIT]]" in text:
+                os._exit(1)
+            if "[[SLEEP]]" in text:
+                time.sleep(3600)
+            if "[[RAISE]]" in text:
+                raise RuntimeError("fake tagger asked to raise")
+            if self.delay:
+                time.sleep(self.delay)
+            out.append([
+                FakeEntity(m.start(), m.end(), _LABEL[m.group()], m.group(), round(0.5 + len(m.group()) / 20, 3))
+                for m in _PATTERN.finditer(text)
+            ])
+        return out
+
+
+def make_tagger() -> FakeTagger:
+    return FakeTagger()
+
+
+def make_slow_tagger() -> FakeTagger:
+    """About 50 ms per document (chaos tests)."""
+    return FakeTagger(delay=0.05)

@@ -1,0 +1,99 @@
+"""Texts in, entities out, for the task: load the configured tagger, annotate, isolate failures.
+
+torch is never imported here at module level (it lives under ``worker.model``); threads are set
+through a lazy import before the model loads.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from celery.exceptions import SoftTimeLimitExceeded
+
+from storage.domain import ClaimedDocument, Entity, Outcome, Reason
+from storage.settings import Settings
+
+log = logging.getLogger(__name__)
+WARMUP_TEXT = "新华社北京电，张伟在上海复旦大学参加会议。"
+
+
+class TaggerLike(Protocol):
+    def annotate(self, texts: Sequence[str]) -> list[list[Any]]: ...
+
+
+def set_threads(n: int) -> None:
+    """Fix torch's intra-op threads to ``n`` and inter-op to 1 (before any torch work)."""
+    import torch  # lazy: the parent process and the producer never import torch
+
+    torch.set_num_threads(n)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:  # already fixed in this process (a second init); harmless
+        pass
+
+
+def load_configured_tagger(settings: Settings) -> TaggerLike:
+    """The tagger named by ``settings.model``: a model directory, or ``py:module:factory``
+    (a zero-argument factory, used by tests to run workers on a fake tagger)."""
+    if settings.model.startswith("py:"):
+        module, _, factory = settings.model[3:].partition(":")
+        return getattr(importlib.import_module(module), factory or "make_tagger")()
+    from worker.model.tagger import load_tagger
+
+    set_threads(settings.threads)
+    return load_tagger(settings.model, max_length=settings.max_length or None, overlap=settings.overlap,
+                       batch_tokens=settings.batch_tokens, int8=settings.int8)
+
+
+def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings) -> list[list[Entity]]:
+    """Entities per text (batched across texts by the tagger), checked against their text.
+
+    An entity whose offsets do not reproduce its text is dropped and logged: stored rows
+    always satisfy ``text[start:end] == entity.text``.
+    """
+    del settings  # knobs are applied when the tagger is built; kept for a stable signature
+    results = tagger.annotate(list(texts))
+    out: list[list[Entity]] = []
+    for text, found in zip(texts, results, strict=True):
+        ents = []
+        for e in found:
+            if text[e.start:e.end] != e.text:
+                log.error("dropping entity %r at %d:%d: offsets do not match the text", e.text, e.start, e.end)
+                continue
+            ents.append(Entity(int(e.start), int(e.end), str(e.label), str(e.text), float(e.score)))
+        out.append(ents)
+    return out
+
+
+def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings) -> list[Outcome]:
+    """Outcomes for claimed documents: one batched call, and if it raises, one call per
+    document so a failing document fails alone. ``SoftTimeLimitExceeded`` always propagates."""
+    try:
+        found = annotate([d.text for d in docs], tagger, settings)
+        return [Outcome(d.id, d.n_chars, tuple(ents)) for d, ents in zip(docs, found, strict=True)]
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception:
+        if len(docs) == 1:
+            return [_failed(docs[0])]
+        log.warning("batch of %d raised; retrying its documents one by one", len(docs), exc_info=True)
+    outcomes = []
+    for doc in docs:
+        try:
+            outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate([doc.text], tagger, settings)[0])))
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:
+            outcomes.append(_failed(doc))
+    return outcomes
+
+
+def _failed(doc: ClaimedDocument) -> Outcome:
+    import sys
+
+    exc = sys.exc_info()[1]
+    log.warning("document %s failed: %r", doc.ext_id, exc)
+    return Outcome(doc.id, doc.n_chars, (), error=f"{type(exc).__name__}: {exc}", reason=Reason.ERROR)
