@@ -101,3 +101,48 @@ def tiny(tmp_path: Path):
         return make_tiny(tmp_path / name, **kwargs)
 
     return build
+
+
+def make_rule_model(out: Path, rules: dict[str, str], *, char_mode: bool = True, max_pos: int = 64) -> Path:
+    """A checkpoint whose tags depend only on the character: ``rules[ch]`` or ``O``.
+
+    Position/type embeddings and every attention/FFN output projection are zeroed,
+    so each layer reduces to LayerNorm and the hidden state of a token is a fixed
+    vector per token id; the Linear reads the label off that vector, and zero
+    transitions make Viterbi take it. Deterministic "strong weights" for tests
+    about windows and merging.
+    """
+    make_tiny(out, scheme="BIO", char_mode=char_mode, max_pos=max_pos, position_ids=False)
+    state = torch.load(out / "pytorch_model.bin")
+    words = vocab()
+    hidden = state["linear.weight"].shape[1]
+    emb = torch.zeros(len(words), hidden)
+    for i, tok in enumerate(words):
+        emb[i, BIO.index(rules.get(tok, "O"))] = 10.0
+    state["encoder.embeddings.word_embeddings.weight"] = emb
+    for key in list(state):
+        if key.endswith(("position_embeddings.weight", "token_type_embeddings.weight")):
+            state[key] = torch.zeros_like(state[key])
+        if (".attention.output.dense." in key or ".output.dense." in key) and "attention" in key or (
+            key.endswith(("output.dense.weight", "output.dense.bias")) and "attention" not in key
+        ):
+            state[key] = torch.zeros_like(state[key])
+        if "LayerNorm.weight" in key:
+            state[key] = torch.ones_like(state[key])
+        if "LayerNorm.bias" in key:
+            state[key] = torch.zeros_like(state[key])
+    n = len(BIO)
+    state["linear.weight"] = torch.eye(n, hidden) * 3.0
+    state["linear.bias"] = torch.zeros(n)
+    for key in ("crf.start_transitions", "crf.end_transitions", "crf.transitions"):
+        state[key] = torch.zeros_like(state[key])
+    torch.save(state, out / "pytorch_model.bin")
+    return out
+
+
+RULES = {"王": "B-PER", "小": "I-PER", "明": "I-PER", "北": "B-LOC", "京": "I-LOC"}
+
+
+@pytest.fixture
+def rule_dir(tmp_path: Path) -> Path:
+    return make_rule_model(tmp_path / "rules", RULES)

@@ -1,0 +1,68 @@
+"""Tagger: long documents, window boundaries, blank input, deadline, batching invariance."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from worker.model.errors import DeadlineExceeded
+from worker.model.tagger import load_tagger
+
+FILLER = "我们的政府委员会在天津说到了"  # no rule characters: all O
+
+
+def _filler(n: int) -> str:
+    return (FILLER * (n // len(FILLER) + 1))[:n]
+
+
+def test_rule_model_tags_rule_chars(rule_dir) -> None:
+    got = load_tagger(rule_dir, int8=False, max_length=64).annotate(["我说王小明在北京。"])[0]
+    assert [(e.start, e.end, e.label, e.text) for e in got] == [(2, 5, "PER", "王小明"), (6, 8, "LOC", "北京")]
+    assert all(0.9 < e.score <= 1.0 for e in got)
+
+
+def test_entity_at_char_8000_of_10000_is_found(rule_dir) -> None:
+    text = _filler(8000) + "王小明" + _filler(1997)
+    got = load_tagger(rule_dir, int8=True, max_length=64, overlap=16).annotate([text])[0]
+    assert [(e.start, e.end, e.text) for e in got] == [(8000, 8003, "王小明")]
+
+
+def test_entity_straddling_window_boundary_found_once(rule_dir) -> None:
+    tagger = load_tagger(rule_dir, int8=False, max_length=64, overlap=16)
+    # windows of 62 chars: the first ends at 62, so an entity at 60..63 straddles the cut
+    assert tagger.windows(_filler(200))[0].end == 62
+    text = _filler(60) + "王小明" + _filler(137)
+    got = tagger.annotate([text])[0]
+    assert [(e.start, e.end, e.label, e.text) for e in got] == [(60, 63, "PER", "王小明")]
+
+
+def test_offsets_exact_with_emoji_crlf_spaces_in_both_modes(tmp_path) -> None:
+    from conftest import RULES, make_rule_model
+
+    text = "😀\r\n 王小明 ＡＢ１北京 abc 2023 " * 30
+    for char_mode in (True, False):
+        d = make_rule_model(tmp_path / f"m{char_mode}", RULES, char_mode=char_mode)
+        got = load_tagger(d, int8=False, max_length=40, overlap=8).annotate([text])[0]
+        assert len(got) == 60
+        assert all(text[e.start : e.end] == e.text and e.text in ("王小明", "北京") for e in got)
+
+
+def test_blank_texts_give_empty_lists_and_batching_does_not_change_output(tiny) -> None:
+    d = tiny("w", scheme="BIOES")
+    texts = ["", "   \r\n", "这与温岭市新河镇的一个神秘的传说有关。" * 7, "北京大学和清华大学在北京", "王"]
+    small = load_tagger(d, int8=False, max_length=48, batch_tokens=48).annotate(texts)
+    big = load_tagger(d, int8=False, max_length=48, batch_tokens=10_000).annotate(texts)
+    alone = [load_tagger(d, int8=False, max_length=48).annotate([t])[0] for t in texts]
+    assert small[:2] == [[], []]
+    assert [[(e.start, e.end, e.label) for e in x] for x in small] == [
+        [(e.start, e.end, e.label) for e in x] for x in big
+    ] == [[(e.start, e.end, e.label) for e in x] for x in alone]
+    for a, b in zip(small, big):
+        assert all(abs(x.score - y.score) < 1e-4 for x, y in zip(a, b))
+
+
+def test_deadline_in_the_past_raises(tiny) -> None:
+    tagger = load_tagger(tiny("w"), int8=False, max_length=48)
+    with pytest.raises(DeadlineExceeded):
+        tagger.annotate(["北京"], deadline=time.monotonic() - 1)
