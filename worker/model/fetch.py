@@ -1,14 +1,14 @@
 """Downloading a RaNER checkpoint from the ModelScope hub.
 
 The hub client retries for minutes when there is no route out; a short TCP probe
-first turns "no network" into an immediate, readable error.
+first (one HTTP request) turns "no network" into an immediate, readable error.
 """
 
 from __future__ import annotations
 
-import socket
+import urllib.error
+import urllib.request
 from pathlib import Path
-from urllib.parse import urlparse
 
 from worker.model.checkpoint import REQUIRED
 from worker.model.errors import FetchError
@@ -18,11 +18,15 @@ DEFAULT_ENDPOINT = "https://www.modelscope.cn"
 
 
 def _probe(endpoint: str, timeout: float) -> None:
-    """Open (and close) a TCP connection to the hub, or raise ``OSError``."""
-    url = urlparse(endpoint)
-    port = url.port or (443 if url.scheme == "https" else 80)
-    with socket.create_connection((url.hostname or "", port), timeout=timeout):
-        pass
+    """One HTTP(S) request to the hub, or raise ``OSError``.
+
+    A bare TCP connect is not enough: sandboxes with a transparent proxy accept any
+    connection and only fail at the TLS/HTTP layer. Any HTTP status means reachable.
+    """
+    try:
+        urllib.request.urlopen(endpoint, timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
 
 
 def _download(model_id: str, out: Path, endpoint: str) -> str:
