@@ -28,7 +28,6 @@ from storage.domain import JOB_TERMINAL, JobStatus
 from storage.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-DEFAULT_MAX_UPLOAD = 1 << 30  # 1 GiB
 DEFAULT_EXTRACT_TIMEOUT = 30.0
 EXTRACT_DOC_ID = "1"
 
@@ -83,13 +82,6 @@ class ExtractRequest(BaseModel):
     timeout: float | None = Field(None, gt=0, le=600, description="seconds to wait for a worker")
 
 
-def max_upload_bytes(settings: Settings) -> int:
-    """The upload limit: ``settings.max_upload_bytes`` when the settings define it, else
-    ``settings.extra['max_upload_bytes']``, else 1 GiB."""
-    value = getattr(settings, "max_upload_bytes", None) or settings.extra.get("max_upload_bytes")
-    return int(value) if value else DEFAULT_MAX_UPLOAD
-
-
 def _cursor(value: str | None) -> str | None:
     if value in (None, ""):
         return None
@@ -107,8 +99,13 @@ def _state(value: str | None) -> str | None:
         raise ApiError("invalid_input", f"unknown state {value!r} (one of {', '.join(JobStatus)})") from None
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the API + dashboard app for ``settings``."""
+def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_TIMEOUT) -> FastAPI:
+    """Build the API + dashboard app for ``settings``.
+
+    Args:
+        settings: shiti settings (database, broker, ``max_upload_bytes``).
+        extract_timeout: seconds ``POST /extract`` waits for a worker unless the request says.
+    """
     app = FastAPI(
         title="shiti",
         version="0.1.0",
@@ -118,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     api_errors.install(app)
-    app.add_middleware(BodyLimit, limit=max_upload_bytes(settings))
+    app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
 
     # ---------------------------------------------------------------- page + health
 
@@ -271,7 +268,7 @@ def create_app(settings: Settings) -> FastAPI:
         """Tag one text: it becomes a one-document job, answered when a worker has done it."""
         result = await run_in_threadpool(service.submit_corpus, settings,
                                          [{"id": EXTRACT_DOC_ID, "text": body.text}], name="extract")
-        timeout = body.timeout or float(settings.extra.get("extract_timeout", DEFAULT_EXTRACT_TIMEOUT))
+        timeout = body.timeout or extract_timeout
         deadline = time.monotonic() + timeout
         pause = 0.02
         while True:
