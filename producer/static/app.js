@@ -1,7 +1,7 @@
 /* shiti dashboard: a tiny hash-routed single page over the REST API. No build step, no libraries. */
 "use strict";
 
-const LABEL_NAMES = { PER: "人名 Person", LOC: "地名 Location", ORG: "机构 Organization" };
+const LABEL_NAMES = { PER: "人名", LOC: "地名", ORG: "机构" };
 const STATES = ["submitted", "running", "succeeded", "partially_failed", "failed", "cancelling", "cancelled"];
 const TERMINAL = new Set(["succeeded", "partially_failed", "failed", "cancelled"]);
 const POLL_MS = 1500;
@@ -137,7 +137,7 @@ function legend(entities, interactive = false) {
   const labels = [...new Set(["PER", "LOC", "ORG", ...Object.keys(counts)])];
   return `<div class="legend" data-testid="legend">${labels.map((l) => {
     const tag = interactive ? "button" : "span";
-    return `<${tag} class="chip chip-${labelClass(l)}" data-label="${esc(l)}">${esc(LABEL_NAMES[l] || l)} <span class="n">${counts[l] || 0}</span></${tag}>`;
+    return `<${tag} class="chip chip-${labelClass(l)}" data-label="${esc(l)}"><b>${esc(l)}</b>${LABEL_NAMES[l] ? ` ${esc(LABEL_NAMES[l])}` : ""} <span class="n">${counts[l] || 0}</span></${tag}>`;
   }).join("")}</div>`;
 }
 

@@ -1,0 +1,183 @@
+"""The dashboard in headless Chromium, served by a real ``shiti serve`` with a real redis-server
+and a real ``celery worker`` subprocess on the fake tagger.
+
+Uses Debian's ``/usr/bin/chromium`` through Playwright (never a downloaded browser). Skips
+locally when Chromium or Playwright is absent; fails under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from storage.redis_server import RedisServer, free_port
+from storage.settings import Settings
+from tests.conftest import FAKE_MODEL
+from tests.helpers.fake_tagger import make_tagger
+from tests.helpers.processes import WorkerPool
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ENTITY_TYPES = ("PER", "LOC", "ORG")
+
+
+def _chromium() -> str:
+    """The system Chromium, or skip (fail under CI=true)."""
+    found = next((p for p in ("/usr/bin/chromium", shutil.which("chromium") or "") if p and Path(p).exists()), None)
+    missing = "Debian's chromium package is not installed" if not found else None
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing = "the playwright Python package is not installed"
+    if missing:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"{missing} (required under CI=true)")
+        pytest.skip(missing)
+    assert found
+    return found
+
+
+def _wait_http(url: str, *, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{url} did not answer within {timeout} s")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def served(tmp_path: Path, redis_server: RedisServer, workers: WorkerPool) -> Iterator[tuple[str, Settings]]:
+    """``shiti serve`` on a free port plus one real worker; both stopped by pid."""
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, model=FAKE_MODEL,
+                        queue=f"q-{uuid.uuid4().hex[:8]}", batch_docs=4, high_water=4)
+    workers.start(settings)
+    port = free_port()
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from producer.cli import main; main()", "serve", "--port", str(port)],
+        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    log.close()
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
+        yield f"http://127.0.0.1:{port}", settings
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+
+
+def _corpus(path: Path) -> list[dict[str, str]]:
+    samples = ROOT / "producer" / "samples" / "news.jsonl"
+    docs = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()[:24]]
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
+    return docs
+
+
+def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_path: Path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    base, _ = served
+    executable = _chromium()
+    docs = _corpus(tmp_path / "news.jsonl")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1320, "height": 900}, device_scale_factor=1)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            # Given the empty dashboard
+            page.goto(base + "/")
+            expect(page.get_by_role("heading", name="Extraction jobs")).to_be_visible()
+
+            # When a corpus is uploaded through the form
+            page.get_by_test_id("upload-file").set_input_files(str(tmp_path / "news.jsonl"))
+            page.get_by_test_id("upload-name").fill("新闻样本 news sample")
+            page.get_by_test_id("upload-submit").click()
+
+            # Then the job page shows it running to the end
+            page.wait_for_url("**/#/jobs/*")
+            job_id = page.url.rsplit("/", 1)[1]
+            expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=90_000)
+            expect(page.get_by_test_id("stat-done")).to_contain_text(str(len(docs)))
+            expect(page.get_by_test_id("progress")).to_have_attribute("aria-valuenow", "100")
+            expect(page.get_by_test_id("top-entities")).to_be_visible()
+            expect(page.get_by_test_id("entity-row").first).to_be_visible()
+            page.wait_for_timeout(400)
+            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+
+            # When the entity browser is filtered by type
+            page.locator("#ent-type button[data-type=LOC]").click()
+            page.wait_for_timeout(600)
+            labels = page.get_by_test_id("entity-row").locator(".chip").all_inner_texts()
+            assert labels and set(labels) == {"LOC"}
+
+            # And a document is opened
+            doc = docs[0]
+            page.goto(f"{base}/#/jobs/{job_id}/docs/{doc['id']}")
+            text_box = page.get_by_test_id("doc-text")
+            expect(text_box).to_be_visible()
+
+            # Then its entities are highlighted by type, exactly where the tagger put them
+            expected = [(e.label, e.text, e.start) for e in make_tagger().annotate([doc["text"]])[0]]
+            marks = text_box.locator("mark")
+            expect(marks).to_have_count(len(expected))
+            found = [(m.get_attribute("data-label"), m.inner_text(), int(m.get_attribute("data-start") or -1))
+                     for m in marks.all()]
+            assert found == expected
+            assert text_box.evaluate("el => el.textContent") == doc["text"]  # nothing lost or added
+            colours = {label: text_box.locator(f"mark[data-label={label}]").first
+                       .evaluate("el => getComputedStyle(el).backgroundColor")
+                       for label in {lab for lab, _, _ in expected}}
+            assert len(set(colours.values())) == len(colours), colours  # one colour per type
+            legend = page.get_by_test_id("legend")
+            for label in ENTITY_TYPES:
+                expect(legend.locator(f"[data-label={label}]")).to_contain_text(label)
+            page.screenshot(path=str(ARTIFACTS / "dashboard-document.png"), full_page=True)
+
+            # And the try-a-sentence box answers through a worker
+            page.goto(f"{base}/#/try")
+            page.get_by_test_id("try-text").fill("张伟在北京大学读书，毕业后加入了阿里巴巴，常驻杭州。")
+            page.get_by_test_id("try-submit").click()
+            out = page.get_by_test_id("try-output")
+            expect(out.locator("mark")).to_have_count(4, timeout=30_000)
+            assert out.locator("mark").all_inner_texts() == ["张伟", "北京大学", "阿里巴巴", "杭州"]
+            page.screenshot(path=str(ARTIFACTS / "dashboard-try.png"), full_page=True)
+
+            # And the job list shows both jobs, finished, with full progress bars
+            page.goto(f"{base}/#/")
+            rows = page.get_by_test_id("job-row")
+            expect(rows).to_have_count(2)
+            expect(rows.first.get_by_test_id("job-state")).to_have_text("succeeded")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
+            assert errors == []
+        finally:
+            browser.close()
