@@ -1,0 +1,121 @@
+"""``shiti demo``: embedded redis + one worker, tag the bundled news sample, show results, clean up."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from storage.errors import PermanentError, ShitiError
+from storage.settings import Settings
+
+SAMPLE = Path(__file__).with_name("samples") / "news.jsonl"
+COLOURS = {"PER": "\033[1;31m", "LOC": "\033[1;32m", "ORG": "\033[1;34m"}
+RESET = "\033[0m"
+
+
+def highlight(text: str, entities: list[dict[str, Any]]) -> str:
+    """``text`` with each entity wrapped in its label's ANSI colour."""
+    out, pos = [], 0
+    for e in sorted(entities, key=lambda e: e["start"]):
+        out += [text[pos:e["start"]], COLOURS.get(e["label"], ""), text[e["start"]:e["end"]], RESET]
+        pos = e["end"]
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _start_worker(settings: Settings, log: Path, *, timeout: float = 600) -> subprocess.Popen[bytes]:
+    from producer.cli import worker_command
+
+    argv, env = worker_command(settings, hostname=f"demo-{os.getpid()}@%h", loglevel="INFO")
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while b" ready." not in log.read_bytes():
+        if proc.poll() is not None:
+            raise ShitiError(f"worker exited with code {proc.returncode}; see {log}")
+        if time.monotonic() > deadline:
+            _stop_worker(proc)
+            raise ShitiError(f"worker not ready after {timeout:.0f} s; see {log}")
+        time.sleep(0.2)
+    return proc
+
+
+def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    # The worker runs in its own session: its pid is the group id of parent + pool child.
+    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        if proc.poll() is not None:
+            break
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # a pool child that outlived its parent
+    except ProcessLookupError:
+        pass
+
+
+def run_demo(settings: Settings, *, limit: int | None = None) -> None:
+    """Run the whole flow on ``producer/samples/news.jsonl`` and stop everything it started."""
+    from producer.cli import print_status, wait_for
+    from producer.service import get_document, submit_corpus, top_entities
+    from storage.redis_server import RedisServer, start_redis, stop_redis
+
+    if not settings.model.startswith("py:") and not Path(settings.model).exists():
+        raise PermanentError(f"model not found at {settings.model} (pass --model DIR or set SHITI_MODEL)")
+    docs = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
+    if limit:
+        docs = docs[:limit]
+    data_dir = Path(settings.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server: RedisServer | None = None
+    worker: subprocess.Popen[bytes] | None = None
+    t0 = time.monotonic()
+    try:
+        if not settings.redis_url:
+            server = start_redis(data_dir / "demo-redis")
+            settings = settings.replace(redis_url=server.url)
+            click.echo(f"redis    {server.url} (pid {server.pid})")
+        worker = _start_worker(settings, data_dir / "demo-worker.log")
+        click.echo(f"worker   pid {worker.pid}, model {settings.model} (log {data_dir / 'demo-worker.log'})")
+        result = submit_corpus(settings, docs, name="demo: news sample")
+        click.echo(f"job      {result.job_id}: {result.documents} documents")
+        status = wait_for(settings, result.job_id, timeout=3600)
+        click.echo()
+        print_status(status)
+        click.echo("\ntop entities")
+        for label in ("PER", "LOC", "ORG"):
+            top = top_entities(settings, result.job_id, label=label, limit=8)
+            shown = "  ".join(f"{COLOURS[label]}{t['text']}{RESET}×{t['count']}" for t in top)
+            click.echo(f"  {label}  {shown}")
+        longest = max(docs, key=lambda d: len(d["text"]))
+        for doc in [docs[0], docs[1], longest]:
+            d = get_document(settings, result.job_id, str(doc["id"]))
+            text, ents = d["text"], d["entities"]
+            if len(text) > 400:  # show the tail of the long report: its entities sit near the end
+                cut = len(text) - 300
+                ents = [{**e, "start": e["start"] - cut, "end": e["end"] - cut} for e in ents if e["start"] >= cut]
+                text = text[cut:]
+                click.echo(f"\n[{d['doc_id']}] … last 300 of {len(d['text'])} characters, {len(d['entities'])} entities")
+            else:
+                click.echo(f"\n[{d['doc_id']}] {len(ents)} entities")
+            click.echo(highlight(text, ents))
+        click.echo(f"\ndemo finished in {time.monotonic() - t0:.1f} s "
+                   f"(query it: shiti entities {result.job_id} --top 10)")
+    finally:
+        if worker is not None:
+            _stop_worker(worker)
+        if server is not None:
+            stop_redis(server)
