@@ -81,6 +81,10 @@ def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_t
     """Store a corpus as a job and enqueue it."""
     from producer.service import submit_corpus
 
+    if not path.exists():
+        raise ShitiError(f"no such file or directory: {path}")
+    # With no SHITI_REDIS_URL the embedded redis-server is started (detached) and left running
+    # for workers; `shiti redis --stop` stops it.
     settings = _with_broker(settings)
     result = submit_corpus(settings, path, fmt=fmt, client_token=client_token, id_field=id_field,
                            text_field=text_field, name=name)
