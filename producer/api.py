@@ -267,7 +267,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     async def extract(body: ExtractRequest) -> dict[str, Any]:
         """Tag one text: it becomes a one-document job, answered when a worker has done it."""
         result = await run_in_threadpool(service.submit_corpus, settings,
-                                         [{"id": EXTRACT_DOC_ID, "text": body.text}], name="extract")
+                                         [{"id": EXTRACT_DOC_ID, "text": body.text}],
+                                         name=_extract_name(body.text))
         timeout = body.timeout or extract_timeout
         deadline = time.monotonic() + timeout
         pause = 0.02
@@ -289,6 +290,11 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         return RedirectResponse("/docs")
 
     return app
+
+
+def _extract_name(text: str) -> str:
+    snippet = " ".join(text.split())
+    return "extract: " + (snippet[:24] + "…" if len(snippet) > 24 else snippet)
 
 
 def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:

@@ -38,8 +38,11 @@ def throughput(settings: Settings, job_id: str, *, buckets: int = 40,
     end = row["finished_at"] or (now if now is not None else time.time())
     if not start or end <= start:
         return {"bucket_seconds": 0, "points": []}
-    width = max(1.0, math.ceil((end - start) / buckets))
-    n = max(1, math.ceil((end - start) / width))
+    # Whole seconds for long runs, half seconds for short ones: a worker commits a whole batch
+    # at one instant, so much narrower buckets would only draw batch boundaries as spikes.
+    raw = (end - start) / buckets
+    width = math.ceil(raw) if raw >= 1 else 0.5
+    n = max(1, math.ceil((end - start) / width - 1e-9))
     # CAST truncates on SQLite and rounds on PostgreSQL; either way each row lands in a
     # neighbouring bucket, and the index is clamped below.
     index = cast((document.c.updated_at - start) / width, Integer).label("i")

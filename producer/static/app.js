@@ -55,7 +55,11 @@ function ago(t) {
   if (s < 3600 * 24) return duration(s) + " ago";
   return d.toLocaleDateString();
 }
-const stamp = (t) => { const d = parseTime(t); return d ? d.toLocaleString() : "—"; };
+function stamp(t) {
+  const d = parseTime(t);
+  if (!d) return "—";
+  return d.toDateString() === new Date().toDateString() ? d.toLocaleTimeString() : d.toLocaleString();
+}
 const labelOf = (e) => e.label || e.type || "?";
 const labelClass = (l) => (["PER", "LOC", "ORG"].includes(l) ? l : "X");
 const jobName = (j) => j.name || j.source || `Job ${j.job_id}`;
@@ -131,13 +135,13 @@ function highlight(text, entities, { linkable = false } = {}) {
   return out + esc(cps.slice(pos).join(""));
 }
 
-function legend(entities, interactive = false) {
+function legend(entities, interactive = false, showCounts = true) {
   const counts = {};
   for (const e of entities || []) counts[labelOf(e)] = (counts[labelOf(e)] || 0) + 1;
   const labels = [...new Set(["PER", "LOC", "ORG", ...Object.keys(counts)])];
   return `<div class="legend" data-testid="legend">${labels.map((l) => {
     const tag = interactive ? "button" : "span";
-    return `<${tag} class="chip chip-${labelClass(l)}" data-label="${esc(l)}"><b>${esc(l)}</b>${LABEL_NAMES[l] ? ` ${esc(LABEL_NAMES[l])}` : ""} <span class="n">${counts[l] || 0}</span></${tag}>`;
+    return `<${tag} class="chip chip-${labelClass(l)}" data-label="${esc(l)}"><b>${esc(l)}</b>${LABEL_NAMES[l] ? ` ${esc(LABEL_NAMES[l])}` : ""}${showCounts ? ` <span class="n">${counts[l] || 0}</span>` : ""}</${tag}>`;
   }).join("")}</div>`;
 }
 
@@ -149,19 +153,23 @@ function chartSvg(points) {
   }
   const t0 = points[0].t, t1 = points[points.length - 1].t;
   const maxY = Math.max(...points.map((p) => p.docs), 0.001);
-  const niceMax = (() => { const p = Math.pow(10, Math.floor(Math.log10(maxY))); for (const m of [1, 2, 2.5, 5, 10]) if (m * p >= maxY) return m * p; return 10 * p; })();
+  // Axis ticks at 1/2/5 x 10^k steps, 4-5 of them.
+  const step = (() => { const raw = maxY / 4, p = Math.pow(10, Math.floor(Math.log10(raw))); for (const m of [1, 2, 5, 10]) if (m * p >= raw) return m * p; return 10 * p; })();
+  const ticks = Math.ceil(maxY / step - 1e-9);
+  const niceMax = step * ticks;
   const x = (t) => L + ((t - t0) / Math.max(t1 - t0, 1e-9)) * (W - L - R);
   const y = (v) => T + (1 - v / niceMax) * (H - T - B);
   let grid = "";
-  for (let i = 0; i <= 4; i++) {
-    const v = (niceMax * i) / 4, yy = y(v);
+  for (let i = 0; i <= ticks; i++) {
+    const v = step * i, yy = y(v);
     grid += `<line class="gridline" x1="${L}" x2="${W - R}" y1="${yy}" y2="${yy}"/>`;
-    grid += `<text class="axis-label" x="${L - 8}" y="${yy + 4}" text-anchor="end">${rate(v)}</text>`;
+    grid += `<text class="axis-label" x="${L - 8}" y="${yy + 4}" text-anchor="end">${v >= 1e4 ? compact(v) : +v.toPrecision(3)}</text>`;
   }
   const span = t1 - t0;
+  const when = (d) => (span < 20 ? `+${d.toFixed(1)}s` : `+${duration(d)}`);
   for (let i = 0; i <= 4; i++) {
     const t = t0 + (span * i) / 4;
-    grid += `<text class="axis-label" x="${x(t)}" y="${H - 8}" text-anchor="${i === 0 ? "start" : i === 4 ? "end" : "middle"}">+${duration(t - t0)}</text>`;
+    grid += `<text class="axis-label" x="${x(t)}" y="${H - 8}" text-anchor="${i === 0 ? "start" : i === 4 ? "end" : "middle"}">${when(t - t0)}</text>`;
   }
   const line = points.map((p, i) => `${i ? "L" : "M"}${x(p.t).toFixed(1)},${y(p.docs).toFixed(1)}`).join("");
   const area = `${line}L${x(t1).toFixed(1)},${y(0)}L${x(t0).toFixed(1)},${y(0)}Z`;
@@ -186,7 +194,7 @@ function jobRow(j) {
     <td><div class="job-title">${esc(jobName(j))}</div><div class="job-id">#${esc(j.job_id)} · ${esc(ago(j.submitted_at))}</div></td>
     <td>${badge(j.state)}</td>
     <td style="min-width:220px">${progressBar(j)}</td>
-    <td class="num rate">${live ? `${rate(j.docs_per_second)} <small>doc/s</small><br>${rate(j.chars_per_second)} <small>字/s</small>` : `<small>${esc(duration(elapsed(j)))}</small>`}</td>
+    <td class="num rate">${live ? `${rate(j.docs_per_second)} <small>doc/s</small><br>${rate(j.chars_per_second)} <small>字/s</small>` : `<small>took</small> ${esc(duration(elapsed(j)))}`}</td>
     <td class="num">${live ? duration(j.eta_seconds) : (j.failed ? `<span style="color:var(--bad)">${num(j.failed)} failed</span>` : "✓")}</td>
   </tr>`;
 }
@@ -201,7 +209,7 @@ async function viewJobs() {
     <div class="page-head">
       <div><h1>Extraction jobs</h1><div class="sub">Upload a corpus, watch it being tagged, browse the entities.</div></div>
     </div>
-    <div class="grid grid-2" style="margin-bottom:24px">
+    <div class="grid grid-2 stretch" style="margin-bottom:24px">
       ${uploadCard()}
       ${tryCard(true)}
     </div>
@@ -329,7 +337,7 @@ async function viewTry() {
   app.innerHTML = `<div class="page-head"><div><h1>Try a sentence</h1>
     <div class="sub">The text is submitted as a one-document job and answered as soon as a worker has tagged it.</div></div></div>
     <div class="grid grid-3-1">${tryCard(false)}
-      <div class="card"><h2 style="margin-bottom:10px">Entity types</h2>${legend([])}
+      <div class="card"><h2 style="margin-bottom:10px">Entity types</h2>${legend([], false, false)}
         <p class="muted small" style="margin-top:14px">PER 人名 — people · LOC 地名 — places · ORG 机构 — organisations.
         Offsets are end-exclusive Unicode code points into the stored text.</p></div></div>`;
   bindTry();
@@ -375,6 +383,8 @@ async function viewJob(id) {
         <div class="card-head"><h2>Throughput</h2>
           <div class="chart-legend"><span><i style="background:var(--accent)"></i>documents / s</span><span><i style="background:var(--loc)"></i>characters / s (scaled)</span></div></div>
         <div id="job-chart"></div>
+        <h3 style="margin:22px 0 10px">Timeline</h3>
+        <dl class="kv" id="job-timeline"></dl>
       </div>
       <div class="card"><div class="card-head"><h2>Top entities</h2></div><div id="top-ents"><div class="muted small">Loading…</div></div></div>
     </div>
@@ -416,7 +426,7 @@ async function viewJob(id) {
 
   async function loadEntities(reset) {
     if (reset) { ent.cursor = null; ent.rows = []; }
-    const q = new URLSearchParams({ limit: "50" });
+    const q = new URLSearchParams({ limit: "25" });
     if (ent.type) q.set("type", ent.type);
     if (ent.text) q.set("text", ent.text);
     if (ent.doc) q.set("doc", ent.doc);
@@ -439,9 +449,10 @@ async function viewJob(id) {
   }
 
   async function loadTop() {
-    const q = new URLSearchParams({ limit: "8" });
+    const q = new URLSearchParams({ limit: "12" });
     if (ent.type) q.set("type", ent.type);
-    const top = items(await api(`/jobs/${id}/entities/top?${q}`));
+    // The API ranks per label; the card shows the overall leaders.
+    const top = items(await api(`/jobs/${id}/entities/top?${q}`)).sort((a, b) => b.count - a.count).slice(0, 12);
     if (token !== routeToken) return;
     const el = document.getElementById("top-ents");
     if (!top.length) { el.innerHTML = `<div class="muted small">No entities yet.</div>`; return; }
@@ -465,7 +476,16 @@ async function viewJob(id) {
 
   function renderJob(j) {
     const live = !TERMINAL.has(j.state);
-    document.getElementById("job-sub").innerHTML = `${badge(j.state)} &nbsp; #${esc(j.job_id)} · submitted ${esc(stamp(j.submitted_at))}${j.finished_at ? ` · finished ${esc(stamp(j.finished_at))}` : ""}`;
+    document.getElementById("job-sub").innerHTML = `${badge(j.state)} &nbsp; <span class="job-id">#${esc(j.job_id)}</span>`;
+    const sub = parseTime(j.submitted_at), st = parseTime(j.started_at), fin = parseTime(j.finished_at);
+    const kv = [
+      ["Submitted", stamp(j.submitted_at)],
+      ["Started", st ? `${stamp(j.started_at)} <span class="muted">(waited ${duration((st - sub) / 1000)})</span>` : "waiting for a worker"],
+      ["Finished", fin ? stamp(j.finished_at) : live ? `ETA ${duration(j.eta_seconds)}` : "—"],
+      ["Run time", st ? duration(((fin || new Date()) - st) / 1000) : "—"],
+      ["Average document", j.total ? `${num(Math.round(j.chars_total / j.total))} characters` : "—"],
+    ];
+    document.getElementById("job-timeline").innerHTML = kv.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
     document.getElementById("job-progress").innerHTML = progressBar(j, true);
     document.getElementById("btn-cancel").disabled = !live || j.state === "cancelling";
     document.getElementById("btn-retry").disabled = !(j.failed > 0) || live;

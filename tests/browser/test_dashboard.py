@@ -23,13 +23,15 @@ import pytest
 
 from storage.redis_server import RedisServer, free_port
 from storage.settings import Settings
-from tests.conftest import FAKE_MODEL
 from tests.helpers.fake_tagger import make_tagger
 from tests.helpers.processes import WorkerPool
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
 ROOT = Path(__file__).resolve().parents[2]
+# ~50 ms per document: the job runs long enough for live progress and a throughput curve.
+SLOW_FAKE_MODEL = "py:tests.helpers.fake_tagger:make_slow_tagger"
+N_DOCS = 40
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -69,7 +71,7 @@ def _wait_http(url: str, *, timeout: float) -> None:
 @pytest.fixture
 def served(tmp_path: Path, redis_server: RedisServer, workers: WorkerPool) -> Iterator[tuple[str, Settings]]:
     """``shiti serve`` on a free port plus one real worker; both stopped by pid."""
-    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, model=FAKE_MODEL,
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, model=SLOW_FAKE_MODEL,
                         queue=f"q-{uuid.uuid4().hex[:8]}", batch_docs=4, high_water=4)
     workers.start(settings)
     port = free_port()
@@ -95,7 +97,7 @@ def served(tmp_path: Path, redis_server: RedisServer, workers: WorkerPool) -> It
 
 def _corpus(path: Path) -> list[dict[str, str]]:
     samples = ROOT / "producer" / "samples" / "news.jsonl"
-    docs = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()[:24]]
+    docs = [json.loads(line) for line in samples.read_text(encoding="utf-8").splitlines()[:N_DOCS]]
     path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs), encoding="utf-8")
     return docs
 
@@ -130,6 +132,7 @@ def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_p
             expect(page.get_by_test_id("stat-done")).to_contain_text(str(len(docs)))
             expect(page.get_by_test_id("progress")).to_have_attribute("aria-valuenow", "100")
             expect(page.get_by_test_id("top-entities")).to_be_visible()
+            expect(page.get_by_test_id("chart")).to_be_visible()
             expect(page.get_by_test_id("entity-row").first).to_be_visible()
             page.wait_for_timeout(400)
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
