@@ -1,4 +1,4 @@
-"""API tests: FastAPI's TestClient over a real SQLite database in a temp dir.
+"""API tests: FastAPI's TestClient over a real database (SQLite file, and PostgreSQL when available).
 
 No broker is configured (documents stay pending, as with Redis down); ``work`` plays the worker
 by running the real task body (``worker.tasks.run_batch``) with the fake tagger.
@@ -25,9 +25,15 @@ def make_settings(tmp_path: Path, **changes: object) -> Settings:
     return Settings(**({"data_dir": tmp_path / "data", "redis_url": ""} | changes))  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Iterator[Settings]:
-    yield make_settings(tmp_path)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings on a fresh database of each dialect, no broker."""
+    url = ""
+    if request.param == "postgresql":
+        from tests.conftest import _fresh_pg_database
+
+        url = _fresh_pg_database(request.getfixturevalue("postgres_url"))
+    yield make_settings(tmp_path, database_url=url)
     dispose_all()
 
 
