@@ -115,12 +115,16 @@ class Tagger:
     def _batches(self, items: list[_Item]) -> list[list[_Item]]:
         batches: list[list[_Item]] = []
         cur: list[_Item] = []
+        real = 0
         for item in items:  # sorted by length, so the newest item is the longest
             n = len(item.encoded.input_ids)
-            if cur and n * (len(cur) + 1) > self.batch_tokens:
+            padded = n * (len(cur) + 1)
+            # New batch when over the token budget, or when padding would waste > 20 %.
+            if cur and (padded > self.batch_tokens or (padded - real - n) > 0.2 * padded):
                 batches.append(cur)
-                cur = []
+                cur, real = [], 0
             cur.append(item)
+            real += n
         if cur:
             batches.append(cur)
         return batches
