@@ -26,7 +26,8 @@ def throughput(settings: Settings, job_id: str, *, buckets: int = 40,
     ``failed``; the aggregation happens in SQL, so the cost does not grow with the answer.
 
     Returns:
-        ``{"bucket_seconds": w, "points": [{"t": epoch_mid, "docs": per_s, "chars": per_s}]}``,
+        ``{"bucket_seconds": w, "points": [{"t": epoch_mid, "seconds": span, "docs": per_s,
+        "chars": per_s}]}`` (every span is ``w`` but the last, which ends now or at the finish),
         with empty buckets as zeros; no points before the job started.
 
     Raises:
@@ -57,6 +58,8 @@ def throughput(settings: Settings, job_id: str, *, buckets: int = 40,
             k = min(max(int(i), 0), n - 1)
             docs[k] += int(count)
             chars[k] += int(n_chars)
-    points = [{"t": start + (k + 0.5) * width, "docs": docs[k] / width, "chars": chars[k] / width}
-              for k in range(n)]
+    # The last bucket may be partial (a running job): divide by the time it really covers.
+    spans = [width] * (n - 1) + [max(end - (start + (n - 1) * width), 1e-3)]
+    points = [{"t": start + k * width + spans[k] / 2, "seconds": spans[k], "docs": docs[k] / spans[k],
+               "chars": chars[k] / spans[k]} for k in range(n)]
     return {"bucket_seconds": width, "points": points}
