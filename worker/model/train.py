@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 from tqdm import tqdm
-from transformers import BertConfig, BertTokenizerFast
+from transformers import BertConfig
 
 from worker.model.bio import Sentence, read_bio
+from worker.model.checkpoint import read_tokenizer
 from worker.model.encoding import CharEncoder
 from worker.model.network import BertCrf
 from worker.model.raner_dir import write_raner_dir
@@ -171,7 +172,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     bf16 = cfg.bf16 if cfg.bf16 is not None else torch.backends.mkldnn.is_available() and _cpu_has_bf16()
     labels = cfg.labels
     label2id = {lab: i for i, lab in enumerate(labels)}
-    tokenizer = BertTokenizerFast(vocab_file=str(Path(cfg.init) / "vocab.txt"))
+    tokenizer, _ = read_tokenizer(Path(cfg.init))
     enc = CharEncoder(tokenizer)
     sents = [s for path in cfg.train for s in read_bio(path)]
     if cfg.dev:
