@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up shiti in ./.venv on a fresh machine.
+#   scripts/bootstrap.sh          runtime only (enough for `shiti demo`)
+#   scripts/bootstrap.sh --test   plus test tools and the services the tests use
+#                                 (PostgreSQL and Chromium from Debian's packages, when root)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+if [ "$want_test" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  need=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+  # A CJK font so dashboard screenshots show Chinese text, not boxes.
+  [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "bootstrap: apt-get install ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# torch first and pinned: the local 2.13.0 CPU wheel; any other spec would pull a CUDA build.
+python -m pip install -q "torch==2.13.0"
+if [ "$want_test" = 1 ]; then
+  python -m pip install -q -e ".[test]"
+  # The modelscope parity test runs the real modelscope pipeline in a subprocess. modelscope
+  # 1.40.2 imports transformers.onnx (gone in transformers 5) and datasets (which needs
+  # huggingface_hub<2), so those two live in side folders put first on that subprocess's path.
+  [ -d .venv/modelscope-tf4/transformers ] || \
+    python -m pip install -q --target .venv/modelscope-tf4 "transformers==4.57.6"
+  [ -d .venv/modelscope-extra/datasets ] || \
+    python -m pip install -q --target .venv/modelscope-extra "datasets==4.8.4"
+else
+  python -m pip install -q -e .
+fi
+echo "bootstrap: ready ($(python -c 'import torch; print("torch", torch.__version__)'))"
