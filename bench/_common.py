@@ -1,0 +1,298 @@
+"""Shared helpers of the pipeline benchmarks: model, corpus, processes, RSS, tables.
+
+The benchmarks run the real thing (embedded redis-server, ``celery worker`` subprocesses,
+SQLite or PostgreSQL); this module only starts, measures and stops them, by pid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import warnings
+
+# torch's quantized-tensor deprecation chatter would bury the tables.
+warnings.filterwarnings("ignore", category=UserWarning)
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+SHARED = REPO.parent / "shared" / "data"
+VOCAB = SHARED / "vocab" / "bert-base-chinese-vocab.txt"
+MSRA_TEST = SHARED / "msra" / "test.txt"
+DEFAULT_MODEL = REPO / "models" / "shiti-msra-small"
+RANDOM_MODELS = REPO / "data" / "bench"  # gitignored
+BIO_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
+SMALL_SHAPE = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536}
+BASE_SHAPE = {"num_hidden_layers": 12, "hidden_size": 768, "num_attention_heads": 12, "intermediate_size": 3072}
+
+
+def base_parser(doc: str | None) -> argparse.ArgumentParser:
+    """``--model DIR`` and ``--runs N``, shared by every script."""
+    p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
+    p.add_argument("--model", default=str(DEFAULT_MODEL),
+                   help="model dir (default models/shiti-msra-small; a random model of the same "
+                        "shape is built when it does not exist)")
+    p.add_argument("--runs", type=int, default=3, help="runs per measurement (medians are printed)")
+    return p
+
+
+# ------------------------------------------------------------------------------------------ model
+
+
+def random_model(shape: str = "small") -> Path:
+    """A random char-mode BERT-CRF (7 BIO labels, bert-base-chinese vocab) as an INT8 artifact.
+
+    Cached under ``data/bench/``. Same shape means same speed as a trained model: the
+    weights' values do not change the compute.
+    """
+    out = RANDOM_MODELS / f"random-{shape}-int8"
+    if (out / "manifest.json").exists():
+        return out
+    import torch
+    from transformers import BertConfig
+
+    from worker.model.artifact import quantize
+    from worker.model.network import BertCrf
+    from worker.model.raner_dir import write_raner_dir
+
+    dims = SMALL_SHAPE if shape == "small" else BASE_SHAPE
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=21128, max_position_embeddings=512, type_vocab_size=2, **dims)
+    model = BertCrf(cfg, len(BIO_LABELS))
+    raner = write_raner_dir(model, labels=BIO_LABELS, vocab=VOCAB, out=RANDOM_MODELS / f"random-{shape}-raner",
+                            char_mode=True)
+    del model
+    quantize(raner, out)
+    return out
+
+
+def resolve_model(path: str) -> tuple[str, str]:
+    """``(model_dir, description)``: the given dir, or a random small model when it is missing."""
+    if Path(path).exists():
+        return str(Path(path).resolve()), Path(path).name
+    if Path(path).resolve() != DEFAULT_MODEL.resolve():
+        raise SystemExit(f"no model at {path}")
+    return str(random_model("small")), "random 6x384 INT8 (shiti-msra-small not trained yet)"
+
+
+# ----------------------------------------------------------------------------------------- corpus
+
+
+def msra_sentences() -> list[str]:
+    """The MSRA test sentences as plain text (labels dropped)."""
+    from worker.model.bio import read_bio
+
+    return [s.text for s in read_bio(MSRA_TEST) if s.text.strip()]
+
+
+def build_corpus(*, fraction: float = 1.0, long_docs: int = 12, seed: int = 0) -> list[dict[str, str]]:
+    """MSRA test sentences as documents plus ``long_docs`` documents of 2k-20k characters made
+    by concatenating sentences (log-uniform lengths). ``fraction`` < 1 scales both down."""
+    sents = msra_sentences()
+    rng = random.Random(seed)
+    n = max(1, int(len(sents) * fraction))
+    docs = [{"id": f"s{i}", "text": t} for i, t in enumerate(sents[:n])]
+    for k in range(max(1, int(long_docs * fraction)) if long_docs else 0):
+        target = int(2000 * 10 ** (k / max(1, long_docs - 1)))  # 2,000 .. 20,000
+        parts, size = [], 0
+        while size < target:
+            s = sents[rng.randrange(len(sents))]
+            parts.append(s)
+            size += len(s)
+        docs.append({"id": f"long{k}", "text": "".join(parts)[:target]})
+    return docs
+
+
+def write_jsonl(docs: Sequence[dict[str, str]], path: Path) -> Path:
+    with path.open("w", encoding="utf-8") as fh:
+        for d in docs:
+            fh.write(json.dumps(d, ensure_ascii=False) + "\n")
+    return path
+
+
+def corpus_chars(docs: Sequence[dict[str, str]]) -> int:
+    return sum(len(d["text"]) for d in docs)
+
+
+# -------------------------------------------------------------------------------------- processes
+
+
+def rss_kib(pid: int, field: str = "VmRSS") -> int:
+    """``VmRSS`` (or ``VmHWM``, the peak) of a process in KiB; 0 when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct child pids (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return out
+
+
+@dataclass
+class Worker:
+    """One ``celery worker`` (prefork, one child) started in its own session."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+    ready_s: float
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def child(self) -> int:
+        kids = children_of(self.pid)
+        return kids[0] if kids else 0
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.proc.poll() is None:
+            _killpg(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _killpg(self.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        _killpg(self.pid, signal.SIGKILL)
+
+
+def _killpg(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # group id == the worker's pid (start_new_session)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def start_worker(settings: Any, *, name: str, logdir: Path, timeout: float = 180.0,
+                 extra_env: dict[str, str] | None = None) -> Worker:
+    """Start ``celery worker`` exactly as ``shiti worker`` would and wait for "ready." plus the
+    child's model load (the "model ... ready" log line)."""
+    from producer.cli import worker_command
+
+    argv, env = worker_command(settings, hostname=name, loglevel="INFO")
+    env.update(extra_env or {})
+    log = logdir / f"{name.split('@')[0]}.log"
+    t0 = time.monotonic()
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True, cwd=REPO)
+    w = Worker(proc, log, 0.0)
+    deadline = time.monotonic() + timeout
+    while True:
+        text = log.read_bytes()
+        if b"ready." in text and b"ready in" in text:
+            break
+        if proc.poll() is not None or time.monotonic() > deadline:
+            w.stop()
+            raise RuntimeError(f"worker {name} did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    w.ready_s = time.monotonic() - t0
+    return w
+
+
+@contextmanager
+def embedded_redis(data_dir: Path) -> Iterator[str]:
+    """A redis-server for ``data_dir`` (the same one ``shiti submit`` would start); stopped after."""
+    from storage.redis_server import embedded_dir, start_redis, stop_redis
+
+    from storage.settings import Settings
+
+    server = start_redis(embedded_dir(Settings(data_dir=data_dir)))
+    try:
+        yield server.url
+    finally:
+        stop_redis(server)
+
+
+def shiti(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the ``shiti`` console entry point (``python -m producer.cli``) as a subprocess."""
+    return subprocess.run([sys.executable, "-m", "producer.cli", *args], env=env, cwd=REPO, text=True,
+                          capture_output=True, timeout=timeout, check=True)
+
+
+def wait_job(settings: Any, job_id: str, *, poll: float = 0.05, timeout: float = 3600,
+             on_poll: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Poll ``job_status`` until the job is terminal; returns the final status."""
+    from producer.service import job_status
+    from storage.domain import JOB_TERMINAL
+
+    deadline = time.monotonic() + timeout
+    while True:
+        s = job_status(settings, job_id)
+        if on_poll:
+            on_poll(s)
+        if s["state"] in JOB_TERMINAL:
+            return s
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"job {job_id} not done after {timeout} s: {s}")
+        time.sleep(poll)
+
+
+def cpu_note() -> str:
+    """Whether the training job (or anything else) was competing for the CPU."""
+    load = os.getloadavg()[0]
+    pidfile = Path("/work/runs/e5l6.pid")
+    busy = ""
+    if pidfile.exists():
+        try:
+            os.kill(int(pidfile.read_text().split()[0]), 0)
+            busy = "; training job RUNNING (numbers are contended)"
+        except (OSError, ValueError):
+            busy = ""
+    return f"{os.cpu_count()} cores, load avg {load:.1f}{busy}"
+
+
+# ------------------------------------------------------------------------------------------ tables
+
+
+def median(xs: Sequence[float]) -> float:
+    return statistics.median(xs) if xs else float("nan")
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A plain fixed-width table (first column left-aligned, the rest right-aligned)."""
+    cells = [[str(h) for h in headers]] + [[_fmt(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = []
+    for k, r in enumerate(cells):
+        lines.append("  ".join(c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)))
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(c: Any) -> str:
+    if isinstance(c, float):
+        if c != c:
+            return "-"
+        return f"{c:,.0f}" if abs(c) >= 100 else f"{c:.3g}" if abs(c) < 1 else f"{c:.2f}"
+    if isinstance(c, int):
+        return f"{c:,}"
+    return str(c)
