@@ -28,6 +28,16 @@ _APPS: dict[tuple[str, int], tuple[Celery, redis.Redis]] = {}
 _LOCK = threading.Lock()
 
 
+def _after_fork_in_child() -> None:
+    # A worker parent reconciles from a thread; a pool child forked while that thread held the
+    # lock would otherwise block forever on its first dispatch.
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def plan_batches(docs: Sequence[tuple[int, int]], *, max_chars: int, max_docs: int) -> list[list[int]]:
     """Group ``(id, n_chars)`` in order into batches of ≤ ``max_docs`` ids and ≤ ``max_chars``
     characters; a document larger than the budget gets a batch of its own."""

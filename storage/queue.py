@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 
 from storage.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TASK_ANNOTATE = "shiti.annotate_batch"
 
@@ -74,3 +78,42 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
 def publish(app: Celery, message: BatchMessage, *, queue: str) -> None:
     """Send one batch by task name (the producer never imports the worker)."""
     app.send_task(TASK_ANNOTATE, kwargs=message.as_kwargs(), queue=queue)
+
+
+def startup_problems(settings: Settings, conf: Mapping[str, Any], client: Any) -> list[str]:
+    """Reasons a worker must refuse to start (empty when all is well; reliability.md §1, §7).
+
+    Args:
+        settings: shiti settings (lease, time limits).
+        conf: the Celery configuration the worker will run with.
+        client: a ``redis.Redis`` on the broker (``CONFIG GET`` is used when allowed).
+    """
+    problems = []
+    vts = {
+        "broker_transport_options": (conf.get("broker_transport_options") or {}).get("visibility_timeout"),
+        "result_backend_transport_options":
+            (conf.get("result_backend_transport_options") or {}).get("visibility_timeout"),
+        "visibility_timeout": conf.get("visibility_timeout"),
+    }
+    missing = [k for k, v in vts.items() if v is None]
+    if missing:
+        problems.append(f"visibility timeout not set in {', '.join(missing)} (set it in all three places)")
+    set_vts = [float(v) for v in vts.values() if v is not None]
+    vt = min(set_vts) if set_vts else 3600.0
+    if vt <= settings.lease_seconds:
+        problems.append(f"visibility timeout {vt:g} s <= lease {settings.lease_seconds} s: a message of a "
+                        "crashed worker would come back while its documents are still leased")
+    if vt <= settings.time_limit:
+        problems.append(f"visibility timeout {vt:g} s <= task_time_limit {settings.time_limit} s: a batch "
+                        "still running would be delivered a second time")
+    if not conf.get("task_acks_late") or not conf.get("task_reject_on_worker_lost"):
+        problems.append("task_acks_late and task_reject_on_worker_lost must be on (else a crash loses the batch)")
+    try:
+        policy = str((client.config_get("maxmemory-policy") or {}).get("maxmemory-policy", ""))
+    except Exception as exc:  # CONFIG disabled (managed Redis) or unreachable: cannot tell
+        policy = ""
+        log.warning("could not read the broker's maxmemory-policy (%s); make sure it is noeviction", exc)
+    if policy and policy != "noeviction":
+        problems.append(f"broker maxmemory-policy is {policy!r}: Redis may evict queued or unacked "
+                        "messages; set maxmemory-policy noeviction on a dedicated instance")
+    return problems

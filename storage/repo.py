@@ -8,6 +8,7 @@ document terminal (one atomic conditional UPDATE), and re-checked by ``recount``
 
 from __future__ import annotations
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -244,25 +245,55 @@ def open_jobs(db: Database) -> list[str]:
 # ----------------------------------------------------------------------------------- claim/save
 
 
+def lease_token_for(owner: str | None) -> str:
+    """A fresh lease token; with an ``owner`` (the Celery message id) its first 16 hex digits
+    name the owner, so a redelivery of the same message can take its own leases back."""
+    prefix = owner_prefix(owner) if owner else new_id()[:16]
+    return prefix + new_id()[:16]
+
+
+def owner_prefix(owner: str) -> str:
+    """The 16-hex-digit lease-token prefix of an owner."""
+    return hashlib.sha1(owner.encode("utf-8")).hexdigest()[:16]
+
+
+def tried_before(db: Database, doc_ids: Sequence[int]) -> set[int]:
+    """Ids among ``doc_ids`` that are not terminal yet but were already attempted.
+
+    The worker runs these one at a time: an earlier attempt died (crash, kill, time limit)
+    and one of them may be the cause, so no innocent neighbour should pay an attempt for it.
+    """
+    if not doc_ids:
+        return set()
+    with db.read() as conn:
+        stmt = select(document.c.id).where(
+            document.c.id.in_(list(doc_ids)), document.c.attempts > 0,
+            document.c.status.in_((D.PENDING, D.QUEUED, D.PROCESSING)))
+        return {int(i) for i in conn.execute(stmt).scalars()}
+
+
 def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: float,
-          max_attempts: int, now: float | None = None) -> list[ClaimedDocument]:
+          max_attempts: int, now: float | None = None, owner: str | None = None) -> list[ClaimedDocument]:
     """Lease the given documents for one attempt; commit before any inference.
 
     Documents already done, failed, or leased by a live holder are skipped. A document whose
     attempt counter passes ``max_attempts`` is failed as ``poison`` instead of returned. When
     the job is cancelling, the documents are cancelled instead.
+
+    Args:
+        owner: the delivery's message id. Leases held under the same owner are taken over
+            even if not expired: the same message delivered again means its previous run died
+            (Celery requeues a batch whose pool child was killed about a second later).
     """
     now = time.time() if now is None else now
-    token = new_id()
+    token = lease_token_for(owner)
     ids = list(doc_ids)
-    claimable = and_(
-        document.c.id.in_(ids),
-        document.c.job_id == job_id,
-        or_(
-            document.c.status.in_(_CLAIMABLE),
-            and_(document.c.status == D.PROCESSING, document.c.lease_expires_at < now),
-        ),
-    )
+    takeable = [document.c.status.in_(_CLAIMABLE),
+                and_(document.c.status == D.PROCESSING, document.c.lease_expires_at < now)]
+    if owner:
+        takeable.append(and_(document.c.status == D.PROCESSING,
+                             document.c.lease_token.like(owner_prefix(owner) + "%")))
+    claimable = and_(document.c.id.in_(ids), document.c.job_id == job_id, or_(*takeable))
     with db.write() as conn:
         status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
         if status is None:
@@ -270,7 +301,7 @@ def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: f
         if status not in (J.SUBMITTED, J.RUNNING):
             if status == J.CANCELLING:
                 n = conn.execute(update(document).where(claimable).values(
-                    status=D.CANCELLED, reason="cancelled", updated_at=now)).rowcount
+                    status=D.CANCELLED, reason="cancelled", lease_expires_at=None, updated_at=now)).rowcount
                 _bump(conn, job_id, cancelled=int(n or 0))
             return []
         conn.execute(
@@ -300,6 +331,23 @@ def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: f
         )
         return [ClaimedDocument(int(r.id), r.ext_id, r.text, int(r.n_chars), int(r.attempts), token)
                 for r in rows]
+
+
+def release(db: Database, *, doc_ids: Sequence[int], lease_token: str | None) -> int:
+    """Give unfinished work of an interrupted batch back to ``pending`` (attempts kept).
+
+    Documents of ``doc_ids`` still ``processing`` under ``lease_token``, and those still
+    ``queued`` (their message is about to be acked without running them), become pending so
+    the dispatcher sends them again at once instead of after the stale thresholds.
+    """
+    if not doc_ids:
+        return 0
+    mine = document.c.status == D.QUEUED
+    if lease_token:
+        mine = or_(mine, and_(document.c.status == D.PROCESSING, document.c.lease_token == lease_token))
+    with db.write() as conn:
+        return int(conn.execute(update(document).where(document.c.id.in_(list(doc_ids)), mine).values(
+            status=D.PENDING, lease_expires_at=None, updated_at=time.time())).rowcount or 0)
 
 
 def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequence[Outcome]) -> dict[str, int]:

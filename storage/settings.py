@@ -41,6 +41,10 @@ class Settings:
     soft_time_limit: int = 1500
     time_limit: int = 1800
     stale_queued_seconds: int = 0  # 0 -> visibility_timeout + time_limit
+    reconcile_interval: float = 60.0  # worker parents reconcile this often (one at a time); 0 = off
+    # Per-document deadline (layer 1 of the time limits): base + per 10k characters.
+    doc_deadline_base: float = 30.0
+    doc_deadline_per_10k: float = 1.0
     proc_alive_timeout: float = 120.0
     max_memory_per_child: int = 3_000_000  # KiB (peak RSS)
     max_tasks_per_child: int = 500
@@ -74,6 +78,10 @@ class Settings:
     def stale_queued_after(self) -> int:
         """Seconds after which a ``queued`` document is assumed lost by the broker."""
         return self.stale_queued_seconds or self.visibility_timeout + self.time_limit
+
+    def doc_deadline(self, n_chars: int) -> float:
+        """Seconds one document of ``n_chars`` characters may take in the model."""
+        return self.doc_deadline_base + self.doc_deadline_per_10k * n_chars / 10_000
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied (values already typed)."""

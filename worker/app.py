@@ -7,17 +7,29 @@ in the parent, never per task. The parent only runs the startup reconcile.
 from __future__ import annotations
 
 import logging
+import sys
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
 
 from storage.errors import TransientError
-from storage.queue import make_celery
+from storage.queue import make_celery, startup_problems
 from storage.redis_server import broker_url
 from storage.settings import Settings
 
 log = logging.getLogger("shiti.worker")
+EXIT_CONFIG = 78  # EX_CONFIG: refused to start because of the configuration
 
-SETTINGS = Settings.from_env()
+
+def _refuse(problems: list[str]) -> None:
+    for problem in problems:
+        print(f"shiti worker: refusing to start: {problem}", file=sys.stderr, flush=True)
+    raise SystemExit(EXIT_CONFIG)
+
+
+try:
+    SETTINGS = Settings.from_env()
+except ValueError as _exc:  # e.g. lease >= visibility timeout
+    _refuse([f"bad settings: {_exc}"])
 
 
 def _broker() -> str:
@@ -41,13 +53,35 @@ def _init_child(**_: object) -> None:
     tasks.init_child(SETTINGS)
 
 
-@worker_ready.connect
-def _reconcile_on_start(**_: object) -> None:
-    # Documents left pending by a submit that could not reach Redis, or stuck by a crash,
-    # are sent again when any worker comes up (duplicates are fenced in SQL).
-    from producer.dispatch import reconcile
+@worker_init.connect
+def _startup_checks(sender: object = None, **_: object) -> None:
+    # In the parent, before the pool starts: refuse a broker or settings that lose messages.
+    import redis
 
+    client = redis.Redis.from_url(app.conf.broker_url, socket_timeout=5, socket_connect_timeout=5)
     try:
-        log.info("startup reconcile: %s", reconcile(SETTINGS))
-    except Exception:
-        log.exception("startup reconcile failed; documents will be retried by the next one")
+        problems = startup_problems(SETTINGS, app.conf, client)
+    finally:
+        client.close()
+    if problems:
+        _refuse(problems)
+
+
+_RECONCILER: list[object] = []
+
+
+@worker_ready.connect
+def _start_reconciler(**_: object) -> None:
+    # Reconcile now (documents left pending by a submit that could not reach Redis, or stuck
+    # by a crash, are sent again when any worker comes up), then every reconcile_interval.
+    from worker.reconciler import Reconciler
+
+    thread = Reconciler(SETTINGS, app.conf.broker_url)
+    thread.start()
+    _RECONCILER.append(thread)
+
+
+@worker_shutdown.connect
+def _stop_reconciler(**_: object) -> None:
+    for thread in _RECONCILER:
+        thread.stop()  # type: ignore[attr-defined]

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
+import time
 from collections.abc import Sequence
 from typing import Any, Protocol
 
@@ -15,13 +17,14 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from storage.domain import ClaimedDocument, Entity, Outcome, Reason
 from storage.settings import Settings
+from worker.model.errors import DeadlineExceeded  # torch-free module
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "新华社北京电，张伟在上海复旦大学参加会议。"
 
 
 class TaggerLike(Protocol):
-    def annotate(self, texts: Sequence[str]) -> list[list[Any]]: ...
+    def annotate(self, texts: Sequence[str], *, deadline: float | None = None) -> list[list[Any]]: ...
 
 
 def set_threads(n: int) -> None:
@@ -48,14 +51,21 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
                        batch_tokens=settings.batch_tokens, int8=settings.int8)
 
 
-def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings) -> list[list[Entity]]:
+def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings, *,
+             deadline: float | None = None) -> list[list[Entity]]:
     """Entities per text (batched across texts by the tagger), checked against their text.
 
     An entity whose offsets do not reproduce its text is dropped and logged: stored rows
     always satisfy ``text[start:end] == entity.text``.
+
+    Args:
+        deadline: ``time.monotonic()`` value; default the sum of the texts' per-document
+            deadlines (``Settings.doc_deadline``) from now. The tagger raises
+            ``DeadlineExceeded`` when it passes.
     """
-    del settings  # knobs are applied when the tagger is built; kept for a stable signature
-    results = tagger.annotate(list(texts))
+    if deadline is None:
+        deadline = time.monotonic() + sum(settings.doc_deadline(len(t)) for t in texts)
+    results = tagger.annotate(list(texts), deadline=deadline)
     out: list[list[Entity]] = []
     for text, found in zip(texts, results, strict=True):
         ents = []
@@ -70,7 +80,8 @@ def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings) -> li
 
 def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings) -> list[Outcome]:
     """Outcomes for claimed documents: one batched call, and if it raises, one call per
-    document so a failing document fails alone. ``SoftTimeLimitExceeded`` always propagates."""
+    document so a failing document fails alone (``error``, or ``timeout`` past its own
+    deadline). ``SoftTimeLimitExceeded`` always propagates: it subclasses ``Exception``."""
     try:
         found = annotate([d.text for d in docs], tagger, settings)
         return [Outcome(d.id, d.n_chars, tuple(ents)) for d, ents in zip(docs, found, strict=True)]
@@ -92,8 +103,7 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
 
 
 def _failed(doc: ClaimedDocument) -> Outcome:
-    import sys
-
     exc = sys.exc_info()[1]
-    log.warning("document %s failed: %r", doc.ext_id, exc)
-    return Outcome(doc.id, doc.n_chars, (), error=f"{type(exc).__name__}: {exc}", reason=Reason.ERROR)
+    reason = Reason.TIMEOUT if isinstance(exc, DeadlineExceeded) else Reason.ERROR
+    log.warning("document %s failed (%s): %r", doc.ext_id, reason, exc)
+    return Outcome(doc.id, doc.n_chars, (), error=f"{type(exc).__name__}: {exc}", reason=reason)

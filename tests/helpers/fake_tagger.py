@@ -1,8 +1,12 @@
 """A fast, deterministic stand-in for the model, with markers that misbehave on purpose.
 
 Dictionary match (leftmost-longest, non-overlapping) of a fixed name list. Markers in a text:
-``[[RAISE]]`` raises, ``[[SLEEP]]`` sleeps an hour, ``[[KILL]]`` SIGKILLs its own process,
-``[[EXIT]]`` calls ``os._exit(1)``. Select it with ``SHITI_MODEL=py:tests.helpers.fake_tagger:make_tagger``.
+``[[RAISE]]`` raises, ``[[SLEEP]]`` sleeps an hour but honours the caller's ``deadline`` (raises
+``DeadlineExceeded`` when it passes, like ``Tagger.annotate``), ``[[HANG]]`` sleeps an hour
+ignoring the deadline (only the soft time limit ends it), ``[[STUCK]]`` also blocks the soft
+limit's signal like a stuck native op (only the hard limit ends it), ``[[KILL]]`` SIGKILLs its
+own process, ``[[EXIT]]`` calls ``os._exit(1)``. Select it with
+``SHITI_MODEL=py:tests.helpers.fake_tagger:make_tagger``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from worker.model.errors import DeadlineExceeded  # torch-free
 
 NAMES = {
     "PER": ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴婷", "习近平", "李强"],
@@ -46,17 +52,32 @@ class FakeTagger:
                 os.kill(os.getpid(), signal.SIGKILL)
             if "[[EXIT]]" in text:
                 os._exit(1)
-            if "[[SLEEP]]" in text:
+            if "[[STUCK]]" in text:
+                signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})  # billiard's soft limit
                 time.sleep(3600)
+            if "[[HANG]]" in text:
+                time.sleep(3600)
+            if "[[SLEEP]]" in text:
+                _sleep_until(deadline, 3600)
             if "[[RAISE]]" in text:
                 raise RuntimeError("fake tagger asked to raise")
             if self.delay:
                 time.sleep(self.delay)
+            if deadline is not None and time.monotonic() > deadline:
+                raise DeadlineExceeded("fake tagger passed its deadline")
             out.append([
                 FakeEntity(m.start(), m.end(), _LABEL[m.group()], m.group(), round(0.5 + len(m.group()) / 20, 3))
                 for m in _PATTERN.finditer(text)
             ])
         return out
+
+
+def _sleep_until(deadline: float | None, longest: float) -> None:
+    end = time.monotonic() + longest
+    if deadline is not None and deadline < end:
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        raise DeadlineExceeded("fake tagger passed its deadline")
+    time.sleep(longest)
 
 
 def make_tagger() -> FakeTagger:
@@ -66,3 +87,8 @@ def make_tagger() -> FakeTagger:
 def make_slow_tagger() -> FakeTagger:
     """About 50 ms per document (chaos tests)."""
     return FakeTagger(delay=0.05)
+
+
+def make_chaos_tagger() -> FakeTagger:
+    """About 10 ms per document: batches are in flight long enough for kills to hit them."""
+    return FakeTagger(delay=0.01)
