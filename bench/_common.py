@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import statistics
 import subprocess
@@ -142,6 +143,15 @@ def rss_kib(pid: int, field: str = "VmRSS") -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def children_of(pid: int) -> list[int]:
     """Direct child pids (from /proc)."""
     out = []
@@ -218,7 +228,7 @@ def start_worker(settings: Any, *, name: str, logdir: Path, timeout: float = 180
 
 
 @contextmanager
-def embedded_redis(data_dir: Path) -> Iterator[str]:
+def embedded_redis(data_dir: Path) -> Iterator[Any]:
     """A redis-server for ``data_dir`` (the same one ``shiti submit`` would start); stopped after."""
     from storage.redis_server import embedded_dir, start_redis, stop_redis
 
@@ -226,7 +236,7 @@ def embedded_redis(data_dir: Path) -> Iterator[str]:
 
     server = start_redis(embedded_dir(Settings(data_dir=data_dir)))
     try:
-        yield server.url
+        yield server
     finally:
         stop_redis(server)
 
@@ -253,6 +263,73 @@ def wait_job(settings: Any, job_id: str, *, poll: float = 0.05, timeout: float =
         if time.monotonic() > deadline:
             raise TimeoutError(f"job {job_id} not done after {timeout} s: {s}")
         time.sleep(poll)
+
+
+@dataclass
+class Pipeline:
+    """A running pipeline: embedded redis + workers, all sharing one data dir (SQLite)."""
+
+    settings: Any
+    env: dict[str, str]
+    workers: list[Worker]
+    redis_pid: int
+
+    def _pids(self) -> list[int]:
+        return [self.redis_pid] + [p for w in self.workers for p in (w.pid, *children_of(w.pid))]
+
+    def submit_and_wait(self, corpus: Path, *, timeout: float = 3600) -> dict[str, Any]:
+        """``shiti submit corpus`` and poll until the job is terminal.
+
+        Returns:
+            ``{"wall": submit start -> job terminal s, "submit_cmd": s, "worker_span": first
+            claim -> finished s (SQL timestamps), "cpu": CPU s of the submit command, redis and
+            the workers (parents and children) over that time, "status": final job_status}``.
+        """
+        import resource
+        from datetime import datetime
+
+        pids = self._pids()
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        out = shiti("submit", str(corpus), "--json", env=self.env)
+        t_submit = time.perf_counter() - t0
+        ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cli_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        job_id = json.loads(out.stdout.strip().splitlines()[-1])["job_id"]
+        final = wait_job(self.settings, job_id, timeout=timeout)
+        wall = time.perf_counter() - t0
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu0 + cli_cpu
+        if final["state"] != "succeeded":
+            raise RuntimeError(f"job ended {final['state']}: {final}")
+        span = (datetime.fromisoformat(final["finished_at"]).timestamp()
+                - datetime.fromisoformat(final["started_at"]).timestamp())
+        return {"wall": wall, "submit_cmd": t_submit, "worker_span": span, "cpu": cpu, "status": final}
+
+
+@contextmanager
+def pipeline(model: str, root: Path, *, workers: int = 1, threads: int = 1) -> Iterator[Pipeline]:
+    """Start redis and ``workers`` workers (``threads`` torch threads each) on a fresh data dir;
+    the workers have loaded and warmed up their model when this yields. Stops all by pid."""
+    from storage.db import dispose_all
+    from storage.settings import Settings
+
+    data = root / f"data-{time.monotonic_ns()}"
+    env = {**os.environ, "SHITI_DATA_DIR": str(data), "SHITI_MODEL": model, "SHITI_THREADS": str(threads)}
+    env.pop("SHITI_REDIS_URL", None)
+    env.pop("SHITI_DATABASE_URL", None)
+    started: list[Worker] = []
+    with embedded_redis(data) as server:
+        settings = Settings(data_dir=data, model=model, threads=threads, redis_url=server.url)
+        try:
+            for i in range(workers):
+                started.append(start_worker(settings, name=f"w{i}@bench", logdir=root))
+            yield Pipeline(settings, env, started, server.pid)
+        finally:
+            for w in started:
+                w.stop()
+            dispose_all()
+            shutil.rmtree(data, ignore_errors=True)
 
 
 def cpu_note() -> str:

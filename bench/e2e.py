@@ -17,8 +17,6 @@ Usage: ``python bench/e2e.py [--model DIR] [--runs 3] [--fraction 1.0] [--profil
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -26,13 +24,13 @@ import time
 from pathlib import Path
 
 from _common import (
-    base_parser, build_corpus, corpus_chars, cpu_note, embedded_redis, median, resolve_model, shiti,
-    start_worker, table, wait_job, write_jsonl,
+    base_parser, build_corpus, corpus_chars, cpu_note, median, pipeline, resolve_model, table, write_jsonl,
 )
 
 
-def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[float, float]:
-    """``(seconds, load_seconds)`` of one in-process pass (model loaded + warmed up first)."""
+def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[float, float, float]:
+    """``(seconds, cpu_seconds, load_seconds)`` of one in-process pass (model loaded and warmed
+    up first)."""
     from worker.pipeline import WARMUP_TEXT, set_threads
     from worker.model.tagger import load_tagger
 
@@ -43,49 +41,25 @@ def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[floa
         tagger = _TAGGERS[model] = load_tagger(model)
         tagger.annotate([WARMUP_TEXT])
     load = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     tagger.annotate(texts)
-    return time.perf_counter() - t0, load
+    return time.perf_counter() - t0, time.process_time() - c0, load
 
 
 _TAGGERS: dict[str, object] = {}
 
 
 def pipeline_run(model: str, corpus: Path, *, root: Path, threads: int, profile: Path | None) -> dict[str, float]:
-    """One pipeline pass in a fresh data dir; returns its timings."""
-    from storage.db import dispose_all
-    from storage.settings import Settings
-
-    data = root / f"data-{time.monotonic_ns()}"
-    settings = Settings(data_dir=data, model=model, threads=threads)
-    env = {**os.environ, "SHITI_DATA_DIR": str(data), "SHITI_MODEL": model, "SHITI_THREADS": str(threads)}
-    with embedded_redis(data) as url:
-        settings = settings.replace(redis_url=url)
-        worker = start_worker(settings, name="e2e@bench", logdir=root)
-        spy = _py_spy(worker.child(), profile) if profile else None
+    """One pipeline pass with a fresh worker and data dir; returns its timings."""
+    with pipeline(model, root, workers=1, threads=threads) as pipe:
+        spy = _py_spy(pipe.workers[0].child(), profile) if profile else None
         try:
-            t0 = time.perf_counter()
-            out = shiti("submit", str(corpus), "--json", env=env)
-            t_submit = time.perf_counter() - t0
-            job_id = json.loads(out.stdout.strip().splitlines()[-1])["job_id"]
-            final = wait_job(settings, job_id)
-            wall = time.perf_counter() - t0
+            res = pipe.submit_and_wait(corpus)
         finally:
             if spy is not None:
-                spy.send_signal(2)  # SIGINT: py-spy writes its flame graph and exits
-                spy.wait(30)
-            worker.stop()
-            dispose_all()
-    if final["state"] != "succeeded":
-        raise RuntimeError(f"job ended {final['state']}: {final}")
-    from datetime import datetime
-
-    def ts(s: str) -> float:
-        return datetime.fromisoformat(s).timestamp()
-
-    return {"wall": wall, "submit_cmd": t_submit, "ready": worker.ready_s,
-            "worker_span": ts(final["finished_at"]) - ts(final["started_at"]),
-            "done": final["done"]}
+                spy.send_signal(2)  # SIGINT: py-spy writes its profile and exits
+                spy.wait(60)
+        return {**res, "ready": pipe.workers[0].ready_s}
 
 
 def _py_spy(pid: int, out: Path) -> "subprocess.Popen[bytes]":
@@ -117,22 +91,29 @@ def main() -> None:
     results = []
     try:
         for run in range(args.runs):
-            bare_s, load_s = bare_throughput(model, texts, threads=threads)
+            bare_s, bare_cpu, _ = bare_throughput(model, texts, threads=threads)
             prof = root / f"e2e-worker-{run}.speedscope.json" if args.profile else None
             pipe = pipeline_run(model, corpus, root=root, threads=threads, profile=prof)
             a, b = chars / bare_s, chars / pipe["wall"]
-            results.append({"a": a, "b": b, "ratio": b / a, **pipe, "bare_s": bare_s})
-            rows.append([f"run {run + 1}", a, b, b / a, pipe["wall"], pipe["worker_span"], pipe["submit_cmd"],
-                         pipe["ready"]])
-            print(f"run {run + 1}: bare {a:,.0f} chars/s, pipeline {b:,.0f} chars/s, ratio {b / a:.3f}", flush=True)
-        med = [median([r[k] for r in results]) for k in ("a", "b", "ratio", "wall", "worker_span", "submit_cmd", "ready")]
+            cpu_ratio = bare_cpu / pipe["cpu"]
+            results.append({"a": a, "b": b, "ratio": b / a, "cpu_ratio": cpu_ratio, **pipe, "bare_s": bare_s,
+                            "bare_cpu": bare_cpu})
+            rows.append([f"run {run + 1}", a, b, b / a, bare_cpu, pipe["cpu"], cpu_ratio, pipe["wall"],
+                         pipe["worker_span"], pipe["submit_cmd"], pipe["ready"]])
+            print(f"run {run + 1}: bare {a:,.0f} chars/s, pipeline {b:,.0f} chars/s, ratio {b / a:.3f}; "
+                  f"CPU s bare {bare_cpu:.1f} pipeline {pipe['cpu']:.1f}, ratio {cpu_ratio:.3f}", flush=True)
+        med = [median([r[k] for r in results]) for k in ("a", "b", "ratio", "bare_cpu", "cpu", "cpu_ratio", "wall",
+                                                          "worker_span", "submit_cmd", "ready")]
         rows.append(["median", *med])
         print()
         print(f"e2e: model {desc}, {threads} torch thread(s), corpus {len(docs):,} docs / {chars:,} chars "
               f"({sum(1 for d in docs if len(d['text']) >= 2000)} long docs 2k-20k); {cpu_note()}")
-        print(table(["", "(a) bare chars/s", "(b) pipeline chars/s", "(b)/(a)", "pipeline s",
-                     "first claim->done s", "submit cmd s", "worker ready s"], rows))
-        print("goal (b)/(a) >= 0.90:", "MET" if med[2] >= 0.90 else "MISSED")
+        print(table(["", "(a) bare chars/s", "(b) pipeline chars/s", "(b)/(a) wall", "(a) CPU s", "(b) CPU s",
+                     "(b)/(a) CPU", "pipeline s", "first claim->done s", "submit cmd s", "worker ready s"], rows))
+        print("(b) CPU = submit command + redis-server + worker parent and child, submit -> done. The CPU "
+              "ratio is the wall ratio of an idle machine when torch runs 1 thread; it ignores idle gaps.")
+        print("goal (b)/(a) >= 0.90 (wall):", "MET" if med[2] >= 0.90 else "MISSED",
+              "| (CPU):", "MET" if med[5] >= 0.90 else "MISSED")
         if args.profile:
             for f in sorted(root.glob("*.speedscope.json")):
                 dest = Path.cwd() / f.name
