@@ -314,7 +314,9 @@ def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: f
             update(document)
             .where(document.c.id.in_(ids), document.c.lease_token == token,
                    document.c.attempts > max_attempts)
+            # This claim is not a try: ``attempts`` keeps counting the tries that ran.
             .values(status=D.FAILED, reason=Reason.POISON, lease_expires_at=None,
+                    attempts=document.c.attempts - 1,
                     error=f"gave up after {max_attempts} attempts (crash, kill or time limit)")
         ).rowcount
         conn.execute(

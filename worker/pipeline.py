@@ -60,11 +60,15 @@ def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings, *,
 
     Args:
         deadline: ``time.monotonic()`` value; default the sum of the texts' per-document
-            deadlines (``Settings.doc_deadline``) from now. The tagger raises
-            ``DeadlineExceeded`` when it passes.
+            deadlines (``Settings.doc_deadline``) from now, capped at half the soft time
+            limit so that the one-by-one fallback after a missed deadline still fits in the
+            task's time. The tagger raises ``DeadlineExceeded`` when it passes.
     """
     if deadline is None:
-        deadline = time.monotonic() + sum(settings.doc_deadline(len(t)) for t in texts)
+        budget = sum(settings.doc_deadline(len(t)) for t in texts)
+        if len(texts) > 1:
+            budget = min(budget, settings.soft_time_limit / 2)
+        deadline = time.monotonic() + budget
     results = tagger.annotate(list(texts), deadline=deadline)
     out: list[list[Entity]] = []
     for text, found in zip(texts, results, strict=True):

@@ -92,3 +92,8 @@ def make_slow_tagger() -> FakeTagger:
 def make_chaos_tagger() -> FakeTagger:
     """About 10 ms per document: batches are in flight long enough for kills to hit them."""
     return FakeTagger(delay=0.01)
+
+
+def make_redelivery_tagger() -> FakeTagger:
+    """About 300 ms per document: a batch stays in flight for seconds (redelivery tests)."""
+    return FakeTagger(delay=0.3)
