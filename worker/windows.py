@@ -7,6 +7,11 @@ non-whitespace character, 0 for whitespace, which BERT drops), checked against
 the real tokenizer through ``count_tokens`` when given — a window that still
 tokenizes past the limit is shrunk and re-checked, never truncated.
 
+With ``balanced=True`` the budget is spread evenly: a text that needs ``k`` windows
+gets ``k`` windows of about equal size (1,024 chars at 510 tokens: 3 x ~363, not
+510 + 510 + 132), so a batch of windows pads less and no window is a near-empty
+straggler.
+
 Offsets are Python string indices (code points), end-exclusive, into the text
 given, so astral characters, ``\\r\\n`` and full-width characters need no care.
 """
@@ -37,8 +42,10 @@ def _is_word_char(ch: str) -> bool:
     return ch.isascii() and ch.isalnum()
 
 
-def _greedy_end(text: str, start: int, limit: int, cost: Cost) -> int:
+def _greedy_end(text: str, start: int, limit: int, cost: Cost | None) -> int:
     """Largest end such that the cost of ``text[start:end]`` is at most ``limit`` (at least start+1)."""
+    if cost is None:  # every character costs one token
+        return min(len(text), start + max(limit, 1))
     used = 0
     end = start
     n = len(text)
@@ -68,6 +75,7 @@ def make_windows(
     overlap: int,
     cost: Cost | None = None,
     count_tokens: Counter | None = None,
+    balanced: bool = False,
 ) -> list[Window]:
     """Cut ``text`` into windows of at most ``max_tokens`` tokens that overlap by ``overlap`` chars.
 
@@ -79,6 +87,9 @@ def make_windows(
         cost: tokens per character; defaults to 1 for every character (char mode).
         count_tokens: exact token count of a piece of text; when given, a window over
             the budget is shrunk until it fits.
+        balanced: size windows evenly (fewest windows at ``max_tokens``, then the budget
+            lowered to share the text equally among them) instead of filling each to
+            ``max_tokens`` and leaving the rest to the last.
 
     Returns:
         Windows covering every character, in order; ``[]`` for an empty text.
@@ -89,22 +100,32 @@ def make_windows(
     """
     if max_tokens < 1 or overlap < 0:
         raise ValueError(f"bad window sizes: max_tokens={max_tokens}, overlap={overlap}")
-    cost = cost or (lambda ch: 1)
     n = len(text)
+    limit = _balanced_limit(text, max_tokens, overlap, cost) if balanced else max_tokens
     windows: list[Window] = []
     start = 0
     while start < n:
-        end = _greedy_end(text, start, max_tokens, cost)
+        end = _greedy_end(text, start, limit, cost)
         end = _avoid_word_cut(text, start, end)
         if count_tokens is not None:
             end = _fit(text, start, end, max_tokens, count_tokens)
-        elif end - start == 1 and cost(text[start]) > max_tokens:
+        elif end - start == 1 and cost is not None and cost(text[start]) > max_tokens:
             raise ValueError(f"character {text[start]!r} at {start} needs more than {max_tokens} tokens")
         windows.append(Window(start, end))
         if end >= n:
             break
         start = max(start + 1, end - min(overlap, (end - start) // 2))
     return windows
+
+
+def _balanced_limit(text: str, max_tokens: int, overlap: int, cost: Cost | None) -> int:
+    """The per-window budget that splits ``text`` into the fewest, equally sized windows."""
+    total = len(text) if cost is None else sum(map(cost, text))
+    if total <= max_tokens:
+        return max_tokens
+    shared = min(overlap, max_tokens // 2)  # the overlap make_windows really keeps
+    k = -(-(total - shared) // (max_tokens - shared))  # windows needed at full size
+    return max(1, min(max_tokens, -(-(total + (k - 1) * shared) // k)))
 
 
 def _fit(text: str, start: int, end: int, limit: int, count: Counter) -> int:

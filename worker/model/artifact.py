@@ -26,15 +26,22 @@ from torch import nn
 from torch.ao.nn.quantized import dynamic as nnqd
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-from worker.model.checkpoint import LoadedModel, check_state, load_raner_dir, read_bert_config, read_tokenizer
+from worker.model.checkpoint import (
+    LoadedModel,
+    _materialize_buffers,
+    check_state,
+    load_raner_dir,
+    read_bert_config,
+    text_front_end,
+)
 from worker.model.errors import ModelLoadError
-from worker.model.network import BertCrf
+from worker.model.tagnet import TaggerNet
 
 FORMAT_VERSION = 1
 ARTIFACT_FILES = ("model.pt", "config.json", "vocab.txt", "tokenizer_config.json", "labels.json", "manifest.json")
 
 
-def quantize_model(model: BertCrf) -> BertCrf:
+def quantize_model(model: nn.Module) -> nn.Module:
     """Quantize the encoder's Linear layers to dynamic INT8 in place; returns ``model``."""
     torch.backends.quantized.engine = _engine()
     model.eval()
@@ -76,10 +83,9 @@ def quantize(src_dir: str | Path, out_dir: str | Path) -> Path:
     torch.save(loaded.model.state_dict(), tmp)
     tmp.replace(out / "model.pt")
     cfg = loaded.model.config.to_dict()
-    cfg["model_type"] = "bert"
     (out / "config.json").write_text(json.dumps(cfg, indent=2, ensure_ascii=False))
     shutil.copyfile(src / "vocab.txt", out / "vocab.txt")
-    tok = {"do_lower_case": bool(loaded.tokenizer.do_lower_case), "is_split_into_words": loaded.char_mode}
+    tok = {"do_lower_case": loaded.lower, "is_split_into_words": loaded.char_mode}
     (out / "tokenizer_config.json").write_text(json.dumps(tok, indent=2))
     (out / "labels.json").write_text(json.dumps(loaded.labels, ensure_ascii=False))
     manifest = {
@@ -125,23 +131,26 @@ def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
     if verify and _sha256(path / "model.pt") != manifest["sha256"]:
         raise ModelLoadError(f"{path}/model.pt: sha256 does not match the manifest")
     labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
-    cfg = read_bert_config(path, len(labels))
-    tokenizer, char_mode = read_tokenizer(path)
+    shape = read_bert_config(path)
+    front = text_front_end(path)
     torch.backends.quantized.engine = _engine()
     with torch.device("meta"):
-        model = BertCrf(cfg, len(labels), pooler=bool(manifest.get("pooler")))
+        model = TaggerNet(shape, len(labels), pooler=bool(manifest.get("pooler")))
     _swap_empty_quantized(model.encoder)
     try:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
         raise ModelLoadError(f"{path}/model.pt: cannot load ({exc})") from exc
+    # Artifacts written before the pure-torch encoder may carry BertModel's buffers.
+    # Deleted in place: the state dict's ``_metadata`` (quantized module versions) must stay.
+    for key in [k for k in state if k.endswith(("position_ids", "embeddings.token_type_ids"))]:
+        del state[key]
     check_state(model, state, path / "model.pt")
     model.load_state_dict(state, assign=True)
-    from worker.model.checkpoint import _materialize_buffers
-
     _materialize_buffers(model)
     model.eval()
-    return LoadedModel(model, labels, tokenizer, char_mode, int(manifest.get("max_length", 512)), path)
+    max_length = int(manifest.get("max_length", 512))
+    return LoadedModel(model=model, labels=labels, max_length=max_length, source=path, **front)
 
 
 def _swap_empty_quantized(module: nn.Module) -> None:

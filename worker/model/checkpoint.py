@@ -5,6 +5,11 @@ the ``head.``-prefixed one, maps TF-style ``gamma``/``beta``, ignores
 ``position_ids``, and picks word or char tokenization from ``tokenizer_config.json``.
 Anything wrong with the directory surfaces as one :class:`ModelLoadError` naming
 the missing file, key or mismatched tensor.
+
+Inference never imports transformers: the network is the pure-torch
+:class:`~worker.model.tagnet.TaggerNet` and char mode reads ids from ``vocab.txt``
+(:class:`~worker.model.charvocab.CharVocab`); only a word-mode model loads the fast
+tokenizer (lazily).
 """
 
 from __future__ import annotations
@@ -12,13 +17,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from transformers import BertConfig, BertTokenizerFast
 
+from worker.model.bert import BertShape
+from worker.model.charvocab import CharVocab
 from worker.model.errors import ModelLoadError
-from worker.model.network import BertCrf
+from worker.model.tagnet import TaggerNet
+
+if TYPE_CHECKING:
+    from transformers import BertTokenizerFast
 
 REQUIRED = ("configuration.json", "config.json", "pytorch_model.bin", "vocab.txt")
 BERT_TYPES = {"bert", "structbert"}
@@ -28,12 +37,14 @@ BERT_TYPES = {"bert", "structbert"}
 class LoadedModel:
     """A model ready for inference plus everything needed to feed it."""
 
-    model: BertCrf
+    model: TaggerNet
     labels: list[str]
-    tokenizer: BertTokenizerFast
+    tokenizer: BertTokenizerFast | None  # word mode only
     char_mode: bool
     max_length: int  # largest window (special tokens included) the encoder accepts
     source: Path
+    char_vocab: CharVocab | None = None  # char mode only
+    lower: bool = True  # do_lower_case
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -77,8 +88,13 @@ def read_labels(path: Path) -> list[str]:
     raise ModelLoadError(f"{path}: no label mapping in label_mapping.json, configuration.json or config.json")
 
 
-def read_bert_config(path: Path, num_labels: int) -> BertConfig:
-    """The encoder config from ``config.json``; only BERT-architecture types are supported."""
+def read_bert_config(path: Path, num_labels: int | None = None) -> BertShape:
+    """The encoder shape from ``config.json``; only BERT-architecture types are supported.
+
+    ``num_labels`` is accepted for backwards compatibility and unused (labels come from
+    :func:`read_labels`).
+    """
+    del num_labels
     raw = _read_json(path / "config.json")
     model_type = raw.get("model_type", "bert")
     if model_type not in BERT_TYPES:
@@ -86,20 +102,37 @@ def read_bert_config(path: Path, num_labels: int) -> BertConfig:
             f"{path}/config.json: model_type {model_type!r} is not supported (only bert/structbert; "
             "xlm-roberta large RaNER models are not implemented)"
         )
-    fields = {k: v for k, v in raw.items() if k not in ("model_type", "id2label", "label2id", "architectures")}
+    if raw.get("position_embedding_type", "absolute") != "absolute":
+        raise ModelLoadError(f"{path}/config.json: only absolute position embeddings are supported")
     try:
-        cfg = BertConfig(**fields)
-    except (TypeError, ValueError) as exc:
+        return BertShape.from_dict(raw)
+    except (TypeError, ValueError, KeyError) as exc:
         raise ModelLoadError(f"{path}/config.json: invalid BERT config ({exc})") from exc
-    cfg.num_labels = num_labels
-    return cfg
+
+
+def read_tokenizer_config(path: Path) -> tuple[bool, bool]:
+    """``(do_lower_case, char_mode)`` from ``tokenizer_config.json`` (defaults: lower, word mode)."""
+    tok_cfg_file = path / "tokenizer_config.json"
+    tok_cfg = _read_json(tok_cfg_file) if tok_cfg_file.exists() else {}
+    return bool(tok_cfg.get("do_lower_case", True)), bool(tok_cfg.get("is_split_into_words", False))
+
+
+def read_char_vocab(path: Path, *, lower: bool) -> CharVocab:
+    """The char-mode id table from ``vocab.txt`` (no transformers)."""
+    try:
+        return CharVocab.from_file(path / "vocab.txt", lower=lower)
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{path}/vocab.txt: cannot build the char table ({exc})") from exc
 
 
 def read_tokenizer(path: Path) -> tuple[BertTokenizerFast, bool]:
-    """Fast BERT tokenizer from ``vocab.txt`` and whether the checkpoint uses char mode."""
-    tok_cfg_file = path / "tokenizer_config.json"
-    tok_cfg = _read_json(tok_cfg_file) if tok_cfg_file.exists() else {}
-    lower = bool(tok_cfg.get("do_lower_case", True))
+    """Fast BERT tokenizer from ``vocab.txt`` and whether the checkpoint uses char mode.
+
+    Imports transformers: used by training and by word-mode models only.
+    """
+    from transformers import BertTokenizerFast
+
+    lower, char_mode = read_tokenizer_config(path)
     try:
         # transformers 5 silently ignores ``vocab_file=`` (it builds a 5-token vocab), so the
         # vocab is read here and passed as a dict, with load_vocab's rules (rstrip "\n").
@@ -108,14 +141,23 @@ def read_tokenizer(path: Path) -> tuple[BertTokenizerFast, bool]:
         tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=lower)
     except Exception as exc:  # tokenizers raises its own exception types
         raise ModelLoadError(f"{path}/vocab.txt: cannot build a tokenizer ({exc})") from exc
-    return tokenizer, bool(tok_cfg.get("is_split_into_words", False))
+    return tokenizer, char_mode
+
+
+def text_front_end(path: Path) -> dict[str, Any]:
+    """``LoadedModel`` fields for the text side: a char table or (word mode) the fast tokenizer."""
+    lower, char_mode = read_tokenizer_config(path)
+    if char_mode:
+        return {"tokenizer": None, "char_mode": True, "char_vocab": read_char_vocab(path, lower=lower), "lower": lower}
+    tokenizer, _ = read_tokenizer(path)
+    return {"tokenizer": tokenizer, "char_mode": False, "char_vocab": None, "lower": lower}
 
 
 def normalize_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Legacy layout keys: strip ``head.``, map ``gamma``/``beta``, drop ``position_ids``."""
     out = {}
     for key, value in state.items():
-        if key.endswith("position_ids"):
+        if key.endswith(("position_ids", "embeddings.token_type_ids")):  # buffers, not weights
             continue
         key = key.removeprefix("head.")
         if key.endswith(".gamma"):
@@ -159,7 +201,7 @@ def check_state(model: torch.nn.Module, state: dict[str, torch.Tensor], where: P
 
 
 def load_raner_dir(path: str | Path) -> LoadedModel:
-    """Load a RaNER checkpoint directory as an FP32 :class:`BertCrf` in eval mode.
+    """Load a RaNER checkpoint directory as an FP32 :class:`TaggerNet` in eval mode.
 
     The skeleton is built on the ``meta`` device and the checkpoint tensors are
     assigned into it, so weights are never held twice.
@@ -175,18 +217,18 @@ def load_raner_dir(path: str | Path) -> LoadedModel:
         if not (path / name).exists():
             raise ModelLoadError(f"{path}: not a RaNER checkpoint, missing {name}")
     labels = read_labels(path)
-    cfg = read_bert_config(path, len(labels))
-    tokenizer, char_mode = read_tokenizer(path)
+    shape = read_bert_config(path)
+    front = text_front_end(path)
     state = read_state(path)
     pooler = any(k.startswith("encoder.pooler.") for k in state)
     with torch.device("meta"):
-        model = BertCrf(cfg, len(labels), pooler=pooler)
+        model = TaggerNet(shape, len(labels), pooler=pooler)
     check_state(model, state, path / "pytorch_model.bin")
     model.load_state_dict(state, assign=True)
     _materialize_buffers(model)
     model.eval()
-    max_length = min(512, int(cfg.max_position_embeddings))
-    return LoadedModel(model, labels, tokenizer, char_mode, max_length, path)
+    max_length = min(512, shape.max_position_embeddings)
+    return LoadedModel(model=model, labels=labels, max_length=max_length, source=path, **front)
 
 
 def _materialize_buffers(model: torch.nn.Module) -> None:

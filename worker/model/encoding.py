@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from transformers import BertTokenizerFast
+if TYPE_CHECKING:  # the tokenizer is passed in; importing transformers here would load it in workers
+    from transformers import BertTokenizerFast
 
 
 @dataclass(frozen=True)
