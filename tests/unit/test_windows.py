@@ -77,3 +77,22 @@ def test_empty_text_has_no_windows_and_bad_sizes_raise() -> None:
         make_windows("abc", max_tokens=0, overlap=0)
     with pytest.raises(ValueError):
         make_windows("😀", max_tokens=1, overlap=0, cost=lambda ch: 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=TEXTS, max_tokens=st.integers(1, 40), overlap=st.integers(0, 30))
+def test_balanced_windows_cover_within_limit_and_no_more_than_greedy(text: str, max_tokens: int, overlap: int) -> None:
+    greedy = make_windows(text, max_tokens=max_tokens, overlap=overlap)
+    balanced = make_windows(text, max_tokens=max_tokens, overlap=overlap, balanced=True)
+    _check_cover(text, balanced, overlap)
+    assert all(w.end - w.start <= max_tokens for w in balanced)
+    assert len(balanced) <= len(greedy)
+
+
+def test_balanced_windows_are_equal_sized() -> None:
+    # Given a 1,024-char document and 510-token windows with 64 chars of overlap
+    windows = make_windows("北" * 1024, max_tokens=510, overlap=64, balanced=True)
+    # Then it becomes 3 windows of (nearly) equal size, not 510 + 510 + 132
+    sizes = [w.end - w.start for w in windows]
+    assert len(sizes) == 3 and max(sizes) - min(sizes) <= 1, sizes
+    assert all(b.start == a.end - 64 for a, b in zip(windows, windows[1:]))

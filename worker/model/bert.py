@@ -190,8 +190,11 @@ class BertEncoder(nn.Module):
         x = self.embeddings(input_ids)
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
-            # (B, 1, 1, T) boolean: every query may look at the real keys of its row only.
-            mask = attention_mask.bool()[:, None, None, :]
+            # (B, 1, 1, T) additive: every query sees the real keys of its row only. A float
+            # mask built once is faster than a bool one, which SDPA converts in every layer.
+            mask = torch.zeros(attention_mask.shape, dtype=x.dtype)
+            mask.masked_fill_(~attention_mask.bool(), torch.finfo(x.dtype).min)
+            mask = mask[:, None, None, :]
         for layer in self.encoder.layer:
             x = layer(x, mask)
         return x
