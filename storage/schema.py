@@ -68,7 +68,9 @@ document = Table(
     Column("queued_at", Float),
     Column("updated_at", Float),
     UniqueConstraint("job_id", "ext_id"),
-    Index(None, "job_id", "status"),
+    # id last: next_pending/failures read "status X of job J in id order" as one index range
+    # (PostgreSQL does not keep equal keys in id order; without it, it scans or sorts the job).
+    Index(None, "job_id", "status", "id"),
     Index(None, "status", "lease_expires_at"),
 )
 
@@ -84,6 +86,9 @@ entity = Table(
     Column("text", Text, nullable=False),
     Column("score", Float, nullable=False),
     UniqueConstraint("document_id", "start", "end", "label"),
-    Index(None, "job_id", "label", "text"),
-    Index(None, "job_id", "text"),
+    # id last: entity pages are keyset-ordered by id, so a filtered page is one index range
+    # on PostgreSQL too (SQLite appends the rowid implicitly). (job_id, label, text) prefix
+    # also serves top_entities' GROUP BY.
+    Index(None, "job_id", "label", "text", "id"),
+    Index(None, "job_id", "text", "id"),
 )
