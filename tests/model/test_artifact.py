@@ -41,6 +41,32 @@ def test_artifact_round_trip_equals_quantize_at_load(tiny, tmp_path, char_mode: 
     assert a == b
 
 
+def test_float_modules_and_max_length_round_trip(tiny, tmp_path) -> None:
+    # Given layers kept FP32 and a training window recorded at quantize time
+    src = tiny("src", scheme="BIO", char_mode=True)
+    keep = ["encoder.layer.1.output.dense", "encoder.layer.0.attention.self.query"]
+    art = quantize(src, tmp_path / "art", max_length=24, keep_float=keep)
+    manifest = json.loads((art / "manifest.json").read_text())
+    assert manifest["float_modules"] == sorted(keep) and manifest["max_length"] == 24
+    # When the artifact loads, those modules are float and the rest INT8
+    loaded = load_artifact(art)
+    layers = loaded.model.encoder.encoder.layer
+    assert type(layers[1].output.dense).__name__ == "Linear" and not isinstance(layers[1].output.dense, nnqd.Linear)
+    assert not isinstance(layers[0].attention.self.query, nnqd.Linear)
+    assert isinstance(layers[0].attention.self.key, nnqd.Linear)
+    assert loaded.max_length == 24
+    # Then it tags exactly like the same mixed quantization done at load time
+    from worker.model.artifact import quantize_model
+    from worker.model.checkpoint import load_raner_dir
+
+    ref = load_raner_dir(src)
+    quantize_model(ref.model, keep_float=keep)
+    texts = _sample_texts(30)
+    assert Tagger(loaded, max_length=24).annotate(texts) == Tagger(ref, max_length=24).annotate(texts)
+    with pytest.raises(ModelLoadError, match="no Linear"):
+        quantize(src, tmp_path / "bad", keep_float=["encoder.layer.9.nope"])
+
+
 def test_int8_agrees_with_fp32_on_99_percent_of_entities(tiny) -> None:
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11)
     texts = _sample_texts(300, seed=1)

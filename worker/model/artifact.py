@@ -19,6 +19,7 @@ import json
 import shutil
 from datetime import UTC, datetime
 from importlib import metadata
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -41,11 +42,17 @@ FORMAT_VERSION = 1
 ARTIFACT_FILES = ("model.pt", "config.json", "vocab.txt", "tokenizer_config.json", "labels.json", "manifest.json")
 
 
-def quantize_model(model: nn.Module) -> nn.Module:
-    """Quantize the encoder's Linear layers to dynamic INT8 in place; returns ``model``."""
+def quantize_model(model: nn.Module, *, keep_float: Sequence[str] = ()) -> nn.Module:
+    """Quantize the encoder's Linear layers to dynamic INT8 in place; returns ``model``.
+
+    Args:
+        keep_float: encoder module names (e.g. ``encoder.layer.5.output.dense``) left in FP32;
+            a few outlier-heavy layers cost most of the INT8 accuracy loss of small encoders.
+    """
     torch.backends.quantized.engine = _engine()
     model.eval()
-    quantize_dynamic(model.encoder, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    names = [n for n, m in model.encoder.named_modules() if isinstance(m, nn.Linear) and n not in set(keep_float)]
+    quantize_dynamic(model.encoder, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8, inplace=True)
     return model
 
 
@@ -69,15 +76,29 @@ def _shiti_version() -> str:
         return "unknown"
 
 
-def quantize(src_dir: str | Path, out_dir: str | Path) -> Path:
+def quantize(
+    src_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    max_length: int | None = None,
+    keep_float: Sequence[str] = (),
+) -> Path:
     """Write an INT8 artifact for the RaNER checkpoint ``src_dir`` into ``out_dir``.
+
+    Args:
+        max_length: window size (tokens, specials included) recorded as the model's default,
+            e.g. the window length it was trained on; capped by its position embeddings.
+        keep_float: encoder Linear modules left in FP32 (recorded in the manifest).
 
     Raises:
         ModelLoadError: ``src_dir`` is not a valid checkpoint.
     """
     src, out = Path(src_dir), Path(out_dir)
     loaded = load_raner_dir(src)
-    quantize_model(loaded.model)
+    unknown = set(keep_float) - {n for n, m in loaded.model.encoder.named_modules() if isinstance(m, nn.Linear)}
+    if unknown:
+        raise ModelLoadError(f"--keep-float names no Linear module of the encoder: {sorted(unknown)}")
+    quantize_model(loaded.model, keep_float=keep_float)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "model.pt.tmp"
     torch.save(loaded.model.state_dict(), tmp)
@@ -98,7 +119,8 @@ def quantize(src_dir: str | Path, out_dir: str | Path) -> Path:
         "shiti_version": _shiti_version(),
         "torch_version": torch.__version__,
         "mode": "char" if loaded.char_mode else "word",
-        "max_length": loaded.max_length,
+        "max_length": min(loaded.max_length, max_length or loaded.max_length),
+        "float_modules": sorted(keep_float),
         "pooler": loaded.model.encoder.pooler is not None,
         "num_labels": len(loaded.labels),
     }
@@ -136,7 +158,7 @@ def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
     torch.backends.quantized.engine = _engine()
     with torch.device("meta"):
         model = TaggerNet(shape, len(labels), pooler=bool(manifest.get("pooler")))
-    _swap_empty_quantized(model.encoder)
+    _swap_empty_quantized(model.encoder, keep_float=set(manifest.get("float_modules", ())))
     try:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:
@@ -153,14 +175,16 @@ def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
     return LoadedModel(model=model, labels=labels, max_length=max_length, source=path, **front)
 
 
-def _swap_empty_quantized(module: nn.Module) -> None:
-    """Replace every ``nn.Linear`` under ``module`` by an empty dynamic INT8 Linear of the same shape."""
+def _swap_empty_quantized(module: nn.Module, *, keep_float: set[str], prefix: str = "") -> None:
+    """Replace each ``nn.Linear`` under ``module`` (but those in ``keep_float``) by an empty
+    dynamic INT8 Linear of the same shape."""
     for name, child in module.named_children():
-        if isinstance(child, nn.Linear):
+        full = f"{prefix}{name}"
+        if isinstance(child, nn.Linear) and full not in keep_float:
             q = nnqd.Linear(child.in_features, child.out_features, bias_=child.bias is not None, dtype=torch.qint8)
             setattr(module, name, q)
-        else:
-            _swap_empty_quantized(child)
+        elif not isinstance(child, nn.Linear):
+            _swap_empty_quantized(child, keep_float=keep_float, prefix=f"{full}.")
 
 
 def load_model(path: str | Path, *, int8: bool = True) -> LoadedModel:

@@ -38,13 +38,17 @@ def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
 @model.command("quantize")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Artifact directory.")
-def quantize_cmd(src: Path, out: Path) -> None:
+@click.option("--max-length", type=int, default=None,
+              help="Default window (tokens incl. [CLS]/[SEP]) recorded in the manifest, e.g. the training window.")
+@click.option("--keep-float", multiple=True,
+              help="Encoder Linear module left FP32 (repeatable), e.g. encoder.layer.5.output.dense.")
+def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple[str, ...]) -> None:
     """Write an INT8 artifact for the RaNER checkpoint SRC."""
     from worker.model.artifact import quantize
     from worker.model.errors import ModelError
 
     try:
-        got = quantize(src, out)
+        got = quantize(src, out, max_length=max_length, keep_float=keep_float)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     manifest = json.loads((got / "manifest.json").read_text())
@@ -60,7 +64,9 @@ def quantize_cmd(src: Path, out: Path) -> None:
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--limit", type=int, default=None, help="Only the first N sentences.")
 @click.option("--fp32", is_flag=True, help="Do not quantize a RaNER directory at load.")
-def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit: int | None, fp32: bool) -> None:
+@click.option("--max-length", type=int, default=None, help="Window size in tokens (default: the model's).")
+def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit: int | None, fp32: bool,
+                 max_length: int | None) -> None:
     """Precision/recall/F1 and speed of a model on a BIO file."""
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
@@ -72,7 +78,7 @@ def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit
 
     torch.set_num_threads(threads)
     try:
-        tagger = load_tagger(model_dir, int8=not fp32)
+        tagger = load_tagger(model_dir, int8=not fp32, max_length=max_length)
     except ModelError as exc:
         raise click.ClickException(str(exc)) from exc
     result = evaluate(tagger, data, limit=limit)
