@@ -293,7 +293,7 @@ class Pipeline:
         from datetime import datetime
 
         pids = self._pids()
-        cpu0 = sum(cpu_seconds(p) for p in pids)
+        cpu0 = {p: cpu_seconds(p) for p in pids}
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         out = shiti("submit", str(corpus), "--json", env=self.env)
@@ -303,12 +303,17 @@ class Pipeline:
         job_id = json.loads(out.stdout.strip().splitlines()[-1])["job_id"]
         final = wait_job(self.settings, job_id, timeout=timeout)
         wall = time.perf_counter() - t0
-        cpu = sum(cpu_seconds(p) for p in pids) - cpu0 + cli_cpu
+        parts = {"submit cmd": cli_cpu, "redis": cpu_seconds(self.redis_pid) - cpu0[self.redis_pid],
+                 "worker parents": sum(cpu_seconds(w.pid) - cpu0[w.pid] for w in self.workers)}
+        parts["worker children"] = sum(cpu_seconds(p) - c for p, c in cpu0.items()) - parts["redis"] \
+            - parts["worker parents"]
+        cpu = sum(parts.values())
         if final["state"] != "succeeded":
             raise RuntimeError(f"job ended {final['state']}: {final}")
         span = (datetime.fromisoformat(final["finished_at"]).timestamp()
                 - datetime.fromisoformat(final["started_at"]).timestamp())
-        return {"wall": wall, "submit_cmd": t_submit, "worker_span": span, "cpu": cpu, "status": final}
+        return {"wall": wall, "submit_cmd": t_submit, "worker_span": span, "cpu": cpu, "cpu_parts": parts,
+                "status": final}
 
 
 @contextmanager

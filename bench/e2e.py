@@ -112,6 +112,9 @@ def main() -> None:
                      "(b)/(a) CPU", "pipeline s", "first claim->done s", "submit cmd s", "worker ready s"], rows))
         print("(b) CPU = submit command + redis-server + worker parent and child, submit -> done. The CPU "
               "ratio is the wall ratio of an idle machine when torch runs 1 thread; it ignores idle gaps.")
+        parts = {k: median([r["cpu_parts"][k] for r in results]) for k in results[0]["cpu_parts"]}
+        print("(b) CPU s by process (median): " + ", ".join(f"{k} {v:.2f}" for k, v in parts.items())
+              + f"; (a) bare {med[3]:.2f}")
         print("goal (b)/(a) >= 0.90 (wall):", "MET" if med[2] >= 0.90 else "MISSED",
               "| (CPU):", "MET" if med[5] >= 0.90 else "MISSED")
         if args.profile:
