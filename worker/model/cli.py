@@ -99,7 +99,10 @@ def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit
 @click.option("--out", required=True, type=click.Path())
 @click.option("--layers", type=int, default=None, help="Keep only the first K encoder layers.")
 @click.option("--epochs", type=float, default=3.0, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True, help="Encoder learning rate.")
+@click.option("--head-lr", type=float, default=2e-3, show_default=True, help="Linear + CRF learning rate.")
+@click.option("--warmup", type=int, default=300, show_default=True, help="Linear warm-up steps.")
+@click.option("--ckpt-every", type=int, default=200, show_default=True, help="Save OUT/state.pt every N steps.")
 @click.option("--batch-tokens", type=int, default=2048, show_default=True)
 @click.option("--eval-every", type=int, default=500, show_default=True)
 @click.option("--threads", type=int, default=2, show_default=True)
@@ -107,12 +110,13 @@ def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit
 @click.option("--max-steps", type=int, default=None, help="Stop after N steps in this call.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/state.pt.")
 def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str, layers: int | None,
-              epochs: float, lr: float, batch_tokens: int, eval_every: int, threads: int, seed: int,
-              max_steps: int | None, resume: bool) -> None:
+              epochs: float, lr: float, head_lr: float, warmup: int, ckpt_every: int, batch_tokens: int,
+              eval_every: int, threads: int, seed: int, max_steps: int | None, resume: bool) -> None:
     """Fine-tune a BERT-CRF on BIO files; the best dev checkpoint lands in OUT/best."""
     from worker.model.train import TrainConfig, train
 
     cfg = TrainConfig(init=init, train=list(train_files), out=out, dev=dev, layers=layers, epochs=epochs, lr=lr,
-                      batch_tokens=batch_tokens, eval_every=eval_every, threads=threads, seed=seed)
+                      head_lr=head_lr, warmup=warmup, ckpt_every=ckpt_every, batch_tokens=batch_tokens,
+                      eval_every=eval_every, threads=threads, seed=seed)
     summary = train(cfg, resume=resume, max_steps=max_steps)
     click.echo(json.dumps(summary))
