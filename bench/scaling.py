@@ -33,24 +33,28 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="shiti-scaling-"))
     corpus = write_jsonl(docs, root / "corpus.jsonl")
     speeds: dict[tuple[int, int], list[float]] = {c: [] for c in CONFIGS}
+    per_cpu: dict[tuple[int, int], list[float]] = {c: [] for c in CONFIGS}
     try:
         for run in range(args.runs):
             for workers, threads in CONFIGS:  # interleaved, so slow drift in load hits all alike
                 with pipeline(model, root, workers=workers, threads=threads) as pipe:
                     res = pipe.submit_and_wait(corpus)
                 speeds[(workers, threads)].append(chars / res["wall"])
+                per_cpu[(workers, threads)].append(chars / res["cpu"])
                 print(f"run {run + 1}: {workers} worker(s) x {threads} thread(s): "
                       f"{chars / res['wall']:,.0f} chars/s", flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     base = median(speeds[(1, 1)])
-    rows = [[f"{w} worker(s) x {t} thread(s)", median(v), median(v) / base, w * t, *v]
+    rows = [[f"{w} worker(s) x {t} thread(s)", median(v), median(v) / base, median(per_cpu[(w, t)]), w * t, *v]
             for (w, t), v in speeds.items()]
     best = max(speeds, key=lambda c: median(speeds[c]))
     default = Settings().threads
     print()
     print(f"scaling: model {desc}, corpus {len(docs):,} docs / {chars:,} chars, submit -> done; {cpu_note()}")
-    print(table(["setting", "chars/s (median)", "vs 1x1", "cores used",
+    print("chars per CPU-s = efficiency (all pipeline processes); on a busy machine it is the only "
+          "stable column, and it shows what a second torch thread costs.")
+    print(table(["setting", "chars/s (median)", "vs 1x1", "chars per CPU-s", "cores used",
                  *[f"run {i + 1}" for i in range(args.runs)]], rows))
     print(f"best: {best[0]} worker(s) x {best[1]} thread(s). Current default: Settings.threads = {default}, "
           f"`shiti worker` = 1 process (-c 1); scale out by starting more `shiti worker`s.")
