@@ -8,6 +8,9 @@ INT8 artifact in a temp dir, then measures each loading path in a fresh subproce
 - ``int8-after-fp32``: the same, then ``quantize_dynamic`` (what most deployments do);
 - ``int8-artifact``: our artifact (meta skeleton + empty INT8 Linear + assigned state).
 
+All three run the inference network (pure-torch encoder, char ids from ``vocab.txt``), so
+no path imports transformers; the table says whether any did.
+
 Prints medians of ``--runs`` runs. Usage: ``python bench/model_memory.py [--runs 3]``.
 """
 
@@ -53,24 +56,20 @@ def child(mode: str, raner: Path, artifact: Path) -> None:
 
     torch.set_num_threads(2)
     from worker.model.artifact import load_artifact, quantize_model
-    from worker.model.checkpoint import (
-        LoadedModel, normalize_keys, read_bert_config, read_labels, read_tokenizer,
-    )
-    from worker.model.network import BertCrf
+    from worker.model.checkpoint import LoadedModel, normalize_keys, read_bert_config, read_labels, text_front_end
     from worker.model.tagger import Tagger
+    from worker.model.tagnet import TaggerNet
 
     if mode == "int8-artifact":
         loaded = load_artifact(artifact)
     else:
         labels = read_labels(raner)
-        cfg = read_bert_config(raner, len(labels))
-        tok, char_mode = read_tokenizer(raner)
-        model = BertCrf(cfg, len(labels), pooler=True)
+        model = TaggerNet(read_bert_config(raner), len(labels), pooler=True)
         model.load_state_dict(normalize_keys(torch.load(raner / "pytorch_model.bin", weights_only=True)))
         model.eval()
         if mode == "int8-after-fp32":
             quantize_model(model)
-        loaded = LoadedModel(model, labels, tok, char_mode, 512, raner)
+        loaded = LoadedModel(model=model, labels=labels, max_length=512, source=raner, **text_front_end(raner))
     tagger = Tagger(loaded)
     doc = _document()
     tagger.annotate([doc[:64]])  # warm-up: first call pays one-off kernel setup
@@ -81,7 +80,7 @@ def child(mode: str, raner: Path, artifact: Path) -> None:
         tagger.annotate([doc])
         runs.append(time.perf_counter() - start)
     print(json.dumps({"mode": mode, "vmhwm_mib": _vmhwm_mib(), "ready_s": ready,
-                      "chars_per_s": len(doc) / statistics.median(runs)}))
+                      "chars_per_s": len(doc) / statistics.median(runs), "transformers": "transformers" in sys.modules}))
 
 
 def build(tmp: Path) -> tuple[Path, Path]:
@@ -117,10 +116,11 @@ def main(runs: int) -> None:
         fp32 = (raner / "pytorch_model.bin").stat().st_size / 2**20
     print(f"BERT-base shape, 13 labels, 2 threads, 1,024-char doc, medians of {runs} runs "
           f"(weights: fp32 {fp32:.0f} MiB, int8 artifact {weights:.0f} MiB)")
-    print(f"{'mode':18} {'peak RSS MiB':>13} {'ready s':>8} {'chars/s':>8}")
+    print(f"{'mode':18} {'peak RSS MiB':>13} {'ready s':>8} {'chars/s':>8} transformers")
     for mode in MODES:
         med = {k: statistics.median(r[k] for r in rows[mode]) for k in ("vmhwm_mib", "ready_s", "chars_per_s")}
-        print(f"{mode:18} {med['vmhwm_mib']:13.0f} {med['ready_s']:8.2f} {med['chars_per_s']:8.0f}")
+        print(f"{mode:18} {med['vmhwm_mib']:13.0f} {med['ready_s']:8.2f} {med['chars_per_s']:8.0f} "
+              f"{rows[mode][0].get('transformers')}")
 
 
 if __name__ == "__main__":

@@ -95,3 +95,13 @@ def test_loaded_model_matches_training_network_emissions(tiny) -> None:
         want = train_net.emissions(ids, att, widx)
         got = loaded.model.emissions(ids, att, widx)
     assert (got - want).abs()[:, :2].max() < 1e-4 and (got - want).abs()[0].max() < 1e-4
+
+
+def test_heap_trim_and_pin_report_glibc() -> None:
+    import platform
+
+    from worker.model.heap import pin_mmap_threshold, trim
+
+    trim()  # callable any time; returns whether pages were released
+    if platform.libc_ver()[0] == "glibc":
+        assert pin_mmap_threshold(32 * 1024 * 1024) is True  # the top of glibc's dynamic range: harmless

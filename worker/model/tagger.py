@@ -23,6 +23,7 @@ from worker.merge import Found, merge_windows
 from worker.model.checkpoint import LoadedModel
 from worker.model.encoding import WordEncoder
 from worker.model.errors import DeadlineExceeded
+from worker.model.heap import trim
 from worker.model.spans import tags_to_spans
 from worker.model.viterbi import viterbi_numpy
 from worker.windows import Window, make_windows, word_cost
@@ -67,8 +68,10 @@ class Tagger:
         max_length: int | None = None,
         overlap: int = DEFAULT_OVERLAP,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        trim_heap: bool = True,
     ) -> None:
         self.loaded = loaded
+        self.trim_heap = trim_heap  # give freed activation memory back after each call (heap.py)
         self.model = loaded.model
         self.labels = loaded.labels
         self.max_length = min(max_length or loaded.max_length, loaded.max_length)
@@ -142,11 +145,15 @@ class Tagger:
                 items.extend(self._items(doc, text))
         items.sort(key=lambda it: len(it.ids))
         found: dict[int, list[tuple[Window, list[Found]]]] = {}
-        for batch in self._batches(items):
-            if deadline is not None and time.monotonic() > deadline:
-                raise DeadlineExceeded(f"tagging passed its deadline with {len(items)} windows queued")
-            for item, spans in zip(batch, self._run(batch)):
-                found.setdefault(item.doc, []).append((item.window, spans))
+        try:
+            for batch in self._batches(items):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise DeadlineExceeded(f"tagging passed its deadline with {len(items)} windows queued")
+                for item, spans in zip(batch, self._run(batch)):
+                    found.setdefault(item.doc, []).append((item.window, spans))
+        finally:
+            if self.trim_heap and items:
+                trim()
         out: list[list[Entity]] = []
         for doc, text in enumerate(texts):
             merged = merge_windows(found.get(doc, []), doc_len=len(text))
