@@ -85,9 +85,12 @@ class BertEmbeddings(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         steps = input_ids.shape[1]
-        # Token type is always 0 (single segment); positions start at 0 for every row.
-        extra = self.position_embeddings.weight[:steps] + self.token_type_embeddings.weight[0]
-        return self.LayerNorm(self.word_embeddings(input_ids) + extra)
+        # Token type is always 0 (single segment); positions start at 0 for every row. Summed in
+        # BertModel's order (word + type, then + position) so FP32 results match it bit for bit
+        # and INT8 activation rounding does not flip on last-bit differences.
+        x = self.word_embeddings(input_ids) + self.token_type_embeddings.weight[0]
+        x += self.position_embeddings.weight[:steps]
+        return self.LayerNorm(x)
 
 
 class BertSelfAttention(nn.Module):
