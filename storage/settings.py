@@ -29,7 +29,7 @@ class Settings:
     queue: str = "shiti"
     # Batching and backpressure.
     batch_chars: int = 200_000
-    batch_docs: int = 64
+    batch_docs: int = 1024  # big batches let the tagger sort windows by length: 64 cost ~20 % more CPU
     high_water: int = 8  # max batches waiting in the Redis queue
     ingest_chunk: int = 1_000  # documents per INSERT transaction at submit
     # Leases, attempts, Celery timing.
