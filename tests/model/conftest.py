@@ -13,6 +13,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
+from worker.model.raner_dir import CONFIGURATION
+
 CJK = (
     "北京上海南京广州深圳天津重庆中国人民大学清华医院公司银行政府委员会新华社张王李刘陈杨黄赵周吴"
     "我你他她们的了是在有和与这那一个今年月日说到去来对为就都也而及但由从向被把比第小明红华东西"
@@ -60,14 +62,7 @@ def make_tiny(
         label2id={lab: i for i, lab in enumerate(labels)},
     )
     cfg.save_pretrained(out)
-    configuration = {
-        "framework": "pytorch",
-        "task": "named-entity-recognition",
-        "model": {"type": "transformer-crf"},
-        "pipeline": {"type": "named-entity-recognition"},
-        "preprocessor": {"type": "sequence-labeling-tokenizer"},
-    }
-    (out / "configuration.json").write_text(json.dumps(configuration))
+    (out / "configuration.json").write_text(json.dumps(CONFIGURATION))
     if char_mode:
         (out / "tokenizer_config.json").write_text(json.dumps({"is_split_into_words": True}))
     encoder = BertModel(cfg, add_pooling_layer=pooler)

@@ -19,6 +19,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from storage.domain import Entity  # the one entity value type, shared with storage
+
 from worker.merge import Found, merge_windows
 from worker.model.checkpoint import LoadedModel
 from worker.model.encoding import WordEncoder
@@ -34,15 +36,6 @@ DEFAULT_BATCH_TOKENS = 4096
 MAX_PADDING = 0.2
 
 
-@dataclass(frozen=True)
-class Entity:
-    """An entity in document coordinates: ``text == doc[start:end]``, end-exclusive."""
-
-    start: int
-    end: int
-    label: str
-    text: str
-    score: float
 
 
 @dataclass
