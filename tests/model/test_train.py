@@ -84,6 +84,9 @@ def test_few_steps_lower_loss_and_round_trip(tmp_path: Path) -> None:
     trained.load_state_dict(state)
     after = _mean_loss(trained, dev, init)
     assert after < 0.5 * before, (before, after)
+    # A later run can start from this checkpoint, head included (e.g. a second stage with more data)
+    resumed = init_model(str(best), len(LABELS), None)
+    assert abs(_mean_loss(resumed, dev, init) - after) < 1e-4
     log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
     assert [r["step"] for r in log] == [20]
     art = quantize(best, tmp_path / "art")

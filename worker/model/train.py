@@ -122,6 +122,13 @@ def init_model(init: str, num_labels: int, layers: int | None) -> BertCrf:
     if layers:
         cfg.num_hidden_layers = layers
     model = BertCrf(cfg, num_labels)
+    own = Path(init) / "pytorch_model.bin"
+    if own.exists() and (Path(init) / "configuration.json").exists():
+        # A RaNER-layout BERT-CRF (e.g. an earlier run's best/): continue from all of it, head included.
+        state = torch.load(own, map_location="cpu", weights_only=True)
+        state = {k.removeprefix("head."): v for k, v in state.items() if not k.endswith("position_ids")}
+        model.load_state_dict(state, strict=False)
+        return model
     weights = Path(init) / "model.safetensors"
     state = load_file(str(weights)) if weights.exists() else torch.load(Path(init) / "pytorch_model.bin", weights_only=True)
     state = {k.removeprefix("bert."): v for k, v in state.items()}
