@@ -103,11 +103,18 @@ def get_database(settings: Settings) -> Database:
 
 
 def _create_schema(engine: Engine) -> None:
-    # Several processes may start at once: a lost create race is fine once the tables exist.
-    try:
-        metadata.create_all(engine)
-    except DBAPIError:
-        metadata.create_all(engine)
+    # Several processes may start at once (test process, worker parent, worker child). On SQLite
+    # the check-then-CREATE must hold the write lock from the start: a read transaction that later
+    # upgrades gets SQLITE_BUSY at once, without waiting on the busy timeout. On PostgreSQL a lost
+    # CREATE race raises; the next attempt finds the tables.
+    for attempt in range(3):
+        try:
+            with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+                metadata.create_all(conn)
+            return
+        except DBAPIError:
+            if attempt == 2:
+                raise
 
 
 def dispose_all() -> None:
