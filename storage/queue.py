@@ -37,6 +37,11 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
             "visibility_timeout": vt,
             "unacked_restore_interval": settings.unacked_restore_interval,
             "unacked_restore_throttle": settings.unacked_restore_throttle,
+            # kombu guards each restore sweep with a Redis mutex that lives 300 s by default. A
+            # worker SIGKILLed while holding it blocks every other worker's sweep that long, so a
+            # dead worker's batch came back minutes late (seen in the redelivery test). A sweep
+            # takes milliseconds; 10 s is ample, and a rare double restore is harmless here.
+            "unacked_mutex_expire": 10,
         },
         "result_backend_transport_options": {"visibility_timeout": vt},
         "visibility_timeout": vt,
