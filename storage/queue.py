@@ -37,11 +37,9 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
             "visibility_timeout": vt,
             "unacked_restore_interval": settings.unacked_restore_interval,
             "unacked_restore_throttle": settings.unacked_restore_throttle,
-            # kombu guards each restore sweep with a Redis mutex that lives 300 s by default. A
-            # worker SIGKILLed while holding it blocks every other worker's sweep that long, so a
-            # dead worker's batch came back minutes late (seen in the redelivery test). A sweep
-            # takes milliseconds; 10 s is ample, and a rare double restore is harmless here.
-            "unacked_mutex_expire": 10,
+            # kombu guards each restore sweep with a Redis mutex (300 s by default); a worker
+            # SIGKILLed while holding it blocks every sweep that long (the reconciler still recovers).
+            "unacked_mutex_expire": settings.unacked_mutex_expire,
         },
         "result_backend_transport_options": {"visibility_timeout": vt},
         "visibility_timeout": vt,

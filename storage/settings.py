@@ -38,6 +38,7 @@ class Settings:
     visibility_timeout: int = 3600
     unacked_restore_interval: float = 10.0
     unacked_restore_throttle: float = 1.0
+    unacked_mutex_expire: int = 300  # kombu's restore-sweep mutex life (its default)
     soft_time_limit: int = 1500
     time_limit: int = 1800
     stale_queued_seconds: int = 0  # 0 -> visibility_timeout + time_limit

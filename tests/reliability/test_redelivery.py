@@ -38,7 +38,8 @@ def test_child_death_and_whole_worker_death_are_redelivered(tmp_path: Path, redi
     # Given one worker whose model takes 0.3 s per document, the reconciler off (so only
     # Celery redelivers), lease 12 s < visibility timeout 15 s
     settings = short_settings(tmp_path, redis_server, model=SLOW_MODEL, reconcile_interval=0,
-                              visibility_timeout=15, lease_seconds=12)
+                              visibility_timeout=15, lease_seconds=12,
+                              unacked_mutex_expire=5)
     worker = workers.start(settings)
     docs = make_texts(10)
 
