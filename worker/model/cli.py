@@ -56,6 +56,21 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
     click.echo(f"wrote {got} ({size:.1f} MiB weights, mode {manifest['mode']}, sha256 {manifest['sha256'][:12]})")
 
 
+@model.command("dequantize")
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="RaNER directory to write.")
+def dequantize_cmd(src: Path, out: Path) -> None:
+    """Write the INT8 artifact SRC back as an FP32 RaNER directory (e.g. to train it further)."""
+    from worker.model.errors import ModelError
+    from worker.model.raner_dir import dequantize_artifact
+
+    try:
+        got = dequantize_artifact(src, out)
+    except ModelError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"wrote {got}")
+
+
 @model.command("evaluate")
 @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help="BIO file.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=DEFAULT_MODEL,

@@ -52,3 +52,47 @@ def write_raner_dir(
     torch.save(state, tmp)
     tmp.replace(out / "pytorch_model.bin")
     return out
+
+
+def dequantize_artifact(artifact: Path, out: Path) -> Path:
+    """Write an INT8 artifact back as an FP32 RaNER directory (INT8 weights dequantized).
+
+    For continuing training from a shipped model whose FP32 checkpoint is gone: the result
+    loads with ``shiti model train --init``, the loader and ``quantize`` like any checkpoint.
+    The weights carry the INT8 rounding; fine-tuning starts from there.
+
+    Raises:
+        ModelLoadError: ``artifact`` is not a shiti artifact.
+    """
+    from transformers import BertConfig
+
+    from worker.model.errors import ModelLoadError
+
+    artifact, out = Path(artifact), Path(out)
+    if not (artifact / "manifest.json").exists():
+        raise ModelLoadError(f"{artifact}: not a shiti artifact (no manifest.json)")
+    state = torch.load(artifact / "model.pt", map_location="cpu", weights_only=True)
+    floats: dict[str, torch.Tensor] = {}
+    suffix = "_packed_params._packed_params"
+    # A dynamic INT8 Linear saves (qint8 weight, float bias) under ``<name>._packed_params``
+    # plus its output ``scale``/``zero_point``, which a float Linear does not have.
+    quantized = tuple(k[: -len(suffix)] for k in state if k.endswith(suffix))
+    for key, value in state.items():
+        if key.endswith(suffix):
+            weight, bias = value
+            base = key[: -len(suffix)]
+            floats[base + "weight"] = weight.dequantize()
+            if bias is not None:
+                floats[base + "bias"] = bias.detach()
+        elif not key.startswith(quantized) and not key.endswith(("position_ids", "token_type_ids")):
+            floats[key] = value
+    labels = json.loads((artifact / "labels.json").read_text(encoding="utf-8"))
+    manifest = json.loads((artifact / "manifest.json").read_text())
+    model = BertCrf(BertConfig.from_dict(json.loads((artifact / "config.json").read_text())), len(labels),
+                    pooler=bool(manifest.get("pooler")))
+    missing, unexpected = model.load_state_dict(floats, strict=False)
+    missing = [k for k in missing if not k.endswith(("position_ids", "token_type_ids"))]
+    if missing or unexpected:
+        raise ModelLoadError(f"{artifact}/model.pt: missing {missing[:5]}, unexpected {unexpected[:5]}")
+    return write_raner_dir(model, labels=labels, vocab=artifact / "vocab.txt", out=out,
+                           char_mode=manifest.get("mode") == "char")
