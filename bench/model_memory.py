@@ -6,7 +6,12 @@ INT8 artifact in a temp dir, then measures each loading path in a fresh subproce
 
 - ``fp32-classic``: model built with random init, full ``torch.load``, ``load_state_dict``;
 - ``int8-after-fp32``: the same, then ``quantize_dynamic`` (what most deployments do);
-- ``int8-artifact``: our artifact (meta skeleton + empty INT8 Linear + assigned state).
+- ``int8-artifact``: our artifact (meta skeleton + empty INT8 Linear + assigned state);
+- ``int8-artifact-onednn``: the same on oneDNN's INT8 kernels (AMX tiles where present).
+
+The first three use fbgemm, torch's default INT8 kernels on x86. The last column is each
+mode's speed over ``int8-after-fp32`` measured in the same run (the ratio, not the absolute
+rate, is comparable across machines).
 
 All three run the inference network (pure-torch encoder, char ids from ``vocab.txt``), so
 no path imports transformers; the table says whether any did.
@@ -28,7 +33,10 @@ T0 = time.perf_counter()
 REPO = Path(__file__).resolve().parents[1]
 VOCAB = REPO.parent / "shared" / "data" / "vocab" / "bert-base-chinese-vocab.txt"
 MSRA = REPO.parent / "shared" / "data" / "msra" / "test.txt"
-MODES = ("fp32-classic", "int8-after-fp32", "int8-artifact")
+MODES = ("fp32-classic", "int8-after-fp32", "int8-artifact", "int8-artifact-onednn")
+# The INT8 kernel library of each mode: fbgemm is torch's default for dynamic INT8 on x86
+# (what most deployments run); onednn also uses AMX tiles where the CPU has them.
+ENGINES = {"int8-artifact-onednn": "onednn"}
 
 
 def _vmhwm_mib() -> float:
@@ -60,16 +68,19 @@ def child(mode: str, raner: Path, artifact: Path) -> None:
     from worker.model.tagger import Tagger
     from worker.model.tagnet import TaggerNet
 
-    if mode == "int8-artifact":
-        loaded = load_artifact(artifact)
+    imported = time.perf_counter() - T0
+    engine = ENGINES.get(mode, "fbgemm")
+    if mode.startswith("int8-artifact"):
+        loaded = load_artifact(artifact, engine=engine)
     else:
         labels = read_labels(raner)
         model = TaggerNet(read_bert_config(raner), len(labels), pooler=True)
         model.load_state_dict(normalize_keys(torch.load(raner / "pytorch_model.bin", weights_only=True)))
         model.eval()
         if mode == "int8-after-fp32":
-            quantize_model(model)
+            quantize_model(model, engine=engine)
         loaded = LoadedModel(model=model, labels=labels, max_length=512, source=raner, **text_front_end(raner))
+    loaded_at = time.perf_counter() - T0
     tagger = Tagger(loaded)
     doc = _document()
     tagger.annotate([doc[:64]])  # warm-up: first call pays one-off kernel setup
@@ -79,7 +90,8 @@ def child(mode: str, raner: Path, artifact: Path) -> None:
         start = time.perf_counter()
         tagger.annotate([doc])
         runs.append(time.perf_counter() - start)
-    print(json.dumps({"mode": mode, "vmhwm_mib": _vmhwm_mib(), "ready_s": ready,
+    print(json.dumps({"mode": mode, "vmhwm_mib": _vmhwm_mib(), "ready_s": ready, "import_s": imported,
+                      "load_s": loaded_at - imported,
                       "chars_per_s": len(doc) / statistics.median(runs), "transformers": "transformers" in sys.modules}))
 
 
@@ -116,11 +128,19 @@ def main(runs: int) -> None:
         fp32 = (raner / "pytorch_model.bin").stat().st_size / 2**20
     print(f"BERT-base shape, 13 labels, 2 threads, 1,024-char doc, medians of {runs} runs "
           f"(weights: fp32 {fp32:.0f} MiB, int8 artifact {weights:.0f} MiB)")
-    print(f"{'mode':18} {'peak RSS MiB':>13} {'ready s':>8} {'chars/s':>8} transformers")
+    print("ready s = imports (torch + shiti) + model load + one warm-up call, from the child's first line")
+    print(f"{'mode':21} {'peak RSS MiB':>13} {'ready s':>8} {'import s':>9} {'load s':>7} {'chars/s':>8} "
+          f"{'x int8-after-fp32':>18} transformers")
+    keys = ("vmhwm_mib", "ready_s", "import_s", "load_s", "chars_per_s")
+    meds = {m: {k: statistics.median(r[k] for r in rows[m]) for k in keys} for m in MODES}
+    base = meds["int8-after-fp32"]["chars_per_s"]
     for mode in MODES:
-        med = {k: statistics.median(r[k] for r in rows[mode]) for k in ("vmhwm_mib", "ready_s", "chars_per_s")}
-        print(f"{mode:18} {med['vmhwm_mib']:13.0f} {med['ready_s']:8.2f} {med['chars_per_s']:8.0f} "
+        med = meds[mode]
+        print(f"{mode:21} {med['vmhwm_mib']:13.0f} {med['ready_s']:8.2f} {med['import_s']:9.2f} "
+              f"{med['load_s']:7.2f} {med['chars_per_s']:8.0f} {med['chars_per_s'] / base:18.2f} "
               f"{rows[mode][0].get('transformers')}")
+    for mode in MODES:
+        print(f"{mode} per run chars/s:", [round(r["chars_per_s"]) for r in rows[mode]])
 
 
 if __name__ == "__main__":

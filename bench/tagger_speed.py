@@ -19,7 +19,7 @@ a temp dir (the shape of the shipped default model).
 Usage::
 
     python -W ignore bench/tagger_speed.py [--model DIR] [--runs 3] [--precision int8|fp32|bf16]
-        [--docs 64] [--limit N] [--threads 2]
+        [--docs 64] [--limit N] [--threads 2] [--batch-tokens N] [--engine fbgemm|onednn]
 
 ``--precision`` applies to a RaNER dir (an artifact is always INT8); without ``--model``
 it picks the generated artifact (int8) or the generated RaNER dir (fp32/bf16).
@@ -50,7 +50,8 @@ def _vmhwm_mib() -> float:
     return float("nan")
 
 
-def child(model: Path, *, precision: str, docs: int, limit: int | None, threads: int) -> None:
+def child(model: Path, *, precision: str, docs: int, limit: int | None, threads: int,
+          batch_tokens: int | None, engine: str) -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
@@ -58,7 +59,9 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
     torch.set_num_interop_threads(1)
     from worker.model.tagger import load_tagger
 
-    kwargs = {"int8": precision == "int8"}
+    kwargs: dict = {"int8": precision == "int8", "engine": engine}
+    if batch_tokens:
+        kwargs["batch_tokens"] = batch_tokens
     if precision == "bf16":
         kwargs["bf16"] = True
     tagger = load_tagger(model, **kwargs)
@@ -111,6 +114,10 @@ def main(args: argparse.Namespace) -> None:
         for _ in range(args.runs):
             cmd = [sys.executable, "-W", "ignore", __file__, "--child", str(model), "--precision", args.precision,
                    "--docs", str(args.docs), "--threads", str(args.threads)]
+            if args.batch_tokens:
+                cmd += ["--batch-tokens", str(args.batch_tokens)]
+            if args.engine:
+                cmd += ["--engine", args.engine]
             if args.limit:
                 cmd += ["--limit", str(args.limit)]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
@@ -119,7 +126,8 @@ def main(args: argparse.Namespace) -> None:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     med = {k: statistics.median(r[k] for r in rows) for k in
            ("chars_per_s", "e2e_chars_per_s", "chars_per_cpu_s", "vmhwm_mib", "ready_s", "seconds")}
-    print(f"{label}, precision {args.precision}, {args.threads} threads, MSRA test {rows[0]['chars']} chars "
+    print(f"{label}, precision {args.precision}, engine {args.engine or 'auto'}, batch tokens "
+          f"{args.batch_tokens or 'default'}, {args.threads} threads, MSRA test {rows[0]['chars']} chars "
           f"in calls of {args.docs} sentences, medians of {args.runs} fresh processes")
     print(f"{'chars/s':>9} {'e2e chars/s':>12} {'chars/cpu-s':>12} {'tag s':>7} {'peak MiB':>9} {'ready s':>8} "
           f"{'entities':>9} transformers")
@@ -138,12 +146,15 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--docs", type=int, default=64, help="sentences per annotate() call")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-tokens", type=int, default=None, help="tagger token budget per batch (default: its own)")
+    p.add_argument("--engine", default="", help="INT8 kernels: fbgemm (default), onednn")
     return p.parse_args()
 
 
 if __name__ == "__main__":
     ARGS = _parse()
     if ARGS.child:
-        child(ARGS.child, precision=ARGS.precision, docs=ARGS.docs, limit=ARGS.limit, threads=ARGS.threads)
+        child(ARGS.child, precision=ARGS.precision, docs=ARGS.docs, limit=ARGS.limit, threads=ARGS.threads,
+              batch_tokens=ARGS.batch_tokens, engine=ARGS.engine)
     else:
         main(ARGS)

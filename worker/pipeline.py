@@ -48,7 +48,7 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
 
     set_threads(settings.threads)
     return load_tagger(settings.model, max_length=settings.max_length or None, overlap=settings.overlap,
-                       batch_tokens=settings.batch_tokens, int8=settings.int8)
+                       batch_tokens=settings.batch_tokens, int8=settings.int8, engine=settings.quant_engine)
 
 
 def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings, *,

@@ -88,3 +88,92 @@ def test_tampered_or_incomplete_artifact_is_rejected(tiny, tmp_path) -> None:
     with pytest.raises(ModelLoadError, match="labels.json"):
         load_artifact(art)
     assert isinstance(load_tagger(tiny("again")), Tagger)
+
+
+def _rss_file_kib() -> int:
+    from pathlib import Path
+
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    raise AssertionError("no RssFile in /proc/self/status")
+
+
+def test_release_file_pages_drops_resident_pages_and_keeps_data(tmp_path) -> None:
+    import torch
+
+    from worker.model.heap import release_file_pages
+
+    # Given a 64 MiB tensor file loaded with mmap and read once (its pages resident)
+    path = tmp_path / "big.pt"
+    torch.save({"w": torch.arange(16 * 2**20, dtype=torch.float32)}, path)
+    state = torch.load(path, mmap=True, weights_only=True)
+    before = _rss_file_kib()
+    total = float(state["w"].sum())
+    touched = _rss_file_kib()
+    assert touched - before > 50 * 1024
+    # When the mapping's pages are released
+    released = release_file_pages(path)
+    # Then they no longer count in RSS, and the tensor still reads the same values from the file
+    assert released >= 64 * 2**20
+    assert touched - _rss_file_kib() > 50 * 1024
+    assert float(state["w"].sum()) == total
+    assert release_file_pages(tmp_path / "not-mapped.pt") == 0
+
+
+@pytest.mark.parametrize("engine", ["fbgemm", "onednn"])
+def test_quant_engine_choice_loads_and_tags_alike(tiny, tmp_path, engine: str) -> None:
+    import torch
+
+    from worker.model.artifact import choose_engine
+
+    src = tiny("src", scheme="BIOES", scale=8.0, seed=11)
+    art = quantize(src, tmp_path / "art")
+    texts = _sample_texts(200, seed=2)
+    ref = _keys(load_tagger(art, max_length=64, engine="fbgemm").annotate(texts))
+    got = _keys(load_tagger(art, max_length=64, engine=engine).annotate(texts))
+    assert torch.backends.quantized.engine == engine
+    union = sum(len(a | b) for a, b in zip(ref, got))
+    same = sum(len(a & b) for a, b in zip(ref, got))
+    # Kernels round differently (oneDNN quantizes activations with its own rounding), so the
+    # two engines agree on entities the way INT8 agrees with FP32.
+    assert union > 300 and same / union >= 0.99, (same, union)
+    with pytest.raises(ModelLoadError, match="no-such-engine"):
+        load_artifact(art, engine="no-such-engine")
+    assert choose_engine("") == "fbgemm"
+
+
+@pytest.mark.parametrize("char_mode", [False, True])
+def test_dequantized_artifact_is_a_raner_dir_that_tags_like_it(tiny, tmp_path, char_mode: bool) -> None:
+    from worker.model.checkpoint import load_raner_dir
+    from worker.model.raner_dir import dequantize_artifact
+    from worker.model.train import init_model
+
+    src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
+    art = quantize(src, tmp_path / "art", keep_float=["encoder.layer.1.output.dense"])
+    back = dequantize_artifact(art, tmp_path / "back")
+    # It is a RaNER dir: the loader reads it, with the artifact's labels and tokenization
+    loaded = load_raner_dir(back)
+    assert loaded.labels == json.loads((art / "labels.json").read_text())
+    assert loaded.char_mode == char_mode
+    # FP32 from dequantized weights tags like the artifact (only activation rounding differs)
+    texts = _sample_texts(300, seed=3)
+    a = _keys(load_tagger(art, max_length=64).annotate(texts))
+    b = _keys(load_tagger(back, int8=False, max_length=64).annotate(texts))
+    union = sum(len(x | y) for x, y in zip(a, b))
+    same = sum(len(x & y) for x, y in zip(a, b))
+    assert union > 300 and same / union >= 0.99, (same, union)
+    # and training can start from it, head included
+    model = init_model(str(back), len(loaded.labels), None)
+    assert model.linear.weight.shape[0] == len(loaded.labels)
+    with pytest.raises(ModelLoadError, match="not a shiti artifact"):
+        dequantize_artifact(src, tmp_path / "nope")
+
+
+def test_int8_weight_of_the_wrong_shape_is_named(tiny, tmp_path) -> None:
+    art = quantize(tiny("src"), tmp_path / "art")
+    cfg = json.loads((art / "config.json").read_text())
+    cfg["intermediate_size"] += 1  # only INT8 Linear weights depend on it
+    (art / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelLoadError, match=r"INT8 weight encoder\.encoder\.layer\.0\.intermediate\.dense"):
+        load_artifact(art)

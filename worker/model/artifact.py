@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from datetime import UTC, datetime
 from importlib import metadata
@@ -36,29 +37,62 @@ from worker.model.checkpoint import (
     text_front_end,
 )
 from worker.model.errors import ModelLoadError
+from worker.model.heap import release_file_pages, trim
 from worker.model.tagnet import TaggerNet
 
 FORMAT_VERSION = 1
 ARTIFACT_FILES = ("model.pt", "config.json", "vocab.txt", "tokenizer_config.json", "labels.json", "manifest.json")
 
 
-def quantize_model(model: nn.Module, *, keep_float: Sequence[str] = ()) -> nn.Module:
+def quantize_model(model: nn.Module, *, keep_float: Sequence[str] = (), engine: str = "") -> nn.Module:
     """Quantize the encoder's Linear layers to dynamic INT8 in place; returns ``model``.
 
     Args:
         keep_float: encoder module names (e.g. ``encoder.layer.5.output.dense``) left in FP32;
             a few outlier-heavy layers cost most of the INT8 accuracy loss of small encoders.
+        engine: INT8 kernel library (see :func:`choose_engine`).
     """
-    torch.backends.quantized.engine = _engine()
+    choose_engine(engine)
     model.eval()
     names = [n for n, m in model.encoder.named_modules() if isinstance(m, nn.Linear) and n not in set(keep_float)]
     quantize_dynamic(model.encoder, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8, inplace=True)
     return model
 
 
-def _engine() -> str:
+ONEDNN_CACHE = 16  # oneDNN kernels kept per process (see choose_engine)
+
+
+def choose_engine(requested: str = "") -> str:
+    """Select torch's INT8 kernel library for this process and return its name.
+
+    Args:
+        requested: an engine name (the ``quant_engine`` setting); ``""`` means fbgemm.
+
+    Measured side by side on an Intel Xeon with AMX (``bench/model_memory.py``,
+    ``bench/tagger_speed.py``): oneDNN runs the dynamic INT8 matmuls on AMX tiles and is
+    1.09-1.3x fbgemm's speed on a BERT-base model (one 1,024-char document), but no faster on
+    the shipped 6x384 model over MSRA test (5,407 vs 5,664 chars/s) for +13 MiB of peak RSS,
+    so fbgemm stays the default and ``onednn`` is the choice for base-size models on AMX CPUs.
+    oneDNN compiles and caches a kernel per input shape, and a tagger's batches come in many
+    shapes: with its default cache (1,024 entries) a worker's RSS kept growing (+110 MiB over
+    1,500 MSRA sentences), a cache of 16 keeps it flat at the same speed, so 16 is set here
+    unless ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` already is (oneDNN reads it when it first runs:
+    choose the engine before the first inference in the process). Artifacts store plain INT8
+    tensors: the choice only affects weight packing at load.
+
+    Raises:
+        ModelLoadError: ``requested`` is not an engine this torch build has.
+    """
     engines = torch.backends.quantized.supported_engines
-    return "fbgemm" if "fbgemm" in engines else ("x86" if "x86" in engines else engines[0])
+    wanted = requested.strip()
+    if wanted and wanted not in engines:
+        raise ModelLoadError(f"quant engine {wanted!r} is not one of this torch's engines {engines}")
+    if not wanted:
+        wanted = "fbgemm" if "fbgemm" in engines else ("x86" if "x86" in engines else engines[0])
+    if wanted == "onednn":
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
+    torch.backends.quantized.engine = wanted
+    return wanted
 
 
 def _sha256(path: Path) -> str:
@@ -133,12 +167,13 @@ def is_artifact(path: str | Path) -> bool:
     return (Path(path) / "manifest.json").exists()
 
 
-def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
+def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -> LoadedModel:
     """Load an INT8 artifact without ever building the FP32 model.
 
     Args:
         path: the artifact directory.
         verify: check the weights' sha256 against the manifest (reads the file once more).
+        engine: INT8 kernel library (see :func:`choose_engine`).
 
     Raises:
         ModelLoadError: a file is missing, the format is unknown, or tensors mismatch.
@@ -155,7 +190,7 @@ def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
     labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
     shape = read_bert_config(path)
     front = text_front_end(path)
-    torch.backends.quantized.engine = _engine()
+    choose_engine(engine)
     with torch.device("meta"):
         model = TaggerNet(shape, len(labels), pooler=bool(manifest.get("pooler")))
     _swap_empty_quantized(model.encoder, keep_float=set(manifest.get("float_modules", ())))
@@ -168,30 +203,62 @@ def load_artifact(path: str | Path, *, verify: bool = False) -> LoadedModel:
     for key in [k for k in state if k.endswith(("position_ids", "embeddings.token_type_ids"))]:
         del state[key]
     check_state(model, state, path / "model.pt")
-    model.load_state_dict(state, assign=True)
+    _check_int8_shapes(model, state, path / "model.pt")
+    # Pages of model.pt read while a layer's INT8 weights are packed would stay resident until
+    # the end of the load (one more copy of all weights at the peak): drop them layer by layer.
+    weights_file = path / "model.pt"
+    def drop_pages(*_: object) -> None:
+        release_file_pages(weights_file)
+
+    hooks = [layer.register_load_state_dict_post_hook(drop_pages) for layer in model.encoder.encoder.layer]
+    try:
+        model.load_state_dict(state, assign=True)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    del state
     _materialize_buffers(model)
     model.eval()
+    release_file_pages(weights_file)
+    trim()  # packing's temporary buffers
     max_length = int(manifest.get("max_length", 512))
     return LoadedModel(model=model, labels=labels, max_length=max_length, source=path, **front)
 
 
 def _swap_empty_quantized(module: nn.Module, *, keep_float: set[str], prefix: str = "") -> None:
-    """Replace each ``nn.Linear`` under ``module`` (but those in ``keep_float``) by an empty
-    dynamic INT8 Linear of the same shape."""
+    """Replace each ``nn.Linear`` under ``module`` (but those in ``keep_float``) by a
+    placeholder dynamic INT8 Linear that records the shape; loading the state packs the weights.
+
+    The placeholder packs a 1 x 1 weight: ``nnqd.Linear(in, out)`` would allocate and pack an
+    empty weight of the full shape that ``load_state_dict`` throws away at once.
+    """
     for name, child in module.named_children():
         full = f"{prefix}{name}"
         if isinstance(child, nn.Linear) and full not in keep_float:
-            q = nnqd.Linear(child.in_features, child.out_features, bias_=child.bias is not None, dtype=torch.qint8)
+            q = nnqd.Linear(1, 1, bias_=child.bias is not None, dtype=torch.qint8)
+            q.in_features, q.out_features = child.in_features, child.out_features
             setattr(module, name, q)
         elif not isinstance(child, nn.Linear):
             _swap_empty_quantized(child, keep_float=keep_float, prefix=f"{full}.")
 
 
-def load_model(path: str | Path, *, int8: bool = True) -> LoadedModel:
-    """Load an artifact, or a RaNER directory (quantized after loading unless ``int8=False``)."""
+def _check_int8_shapes(model: nn.Module, state: dict, where: Path) -> None:
+    """Raise naming the first INT8 Linear whose saved weight does not have the config's shape
+    (``check_state`` compares tensors only; packed INT8 weights are saved as a tuple)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nnqd.Linear):
+            weight = state[f"{name}._packed_params._packed_params"][0]
+            want = (module.out_features, module.in_features)
+            if tuple(weight.shape) != want:
+                raise ModelLoadError(f"{where}: INT8 weight {name} has shape {tuple(weight.shape)}, config expects {want}")
+
+
+def load_model(path: str | Path, *, int8: bool = True, engine: str = "") -> LoadedModel:
+    """Load an artifact, or a RaNER directory (quantized after loading unless ``int8=False``);
+    ``engine`` is the INT8 kernel library (see :func:`choose_engine`)."""
     if is_artifact(path):
-        return load_artifact(path)
+        return load_artifact(path, engine=engine)
     loaded = load_raner_dir(path)
     if int8:
-        quantize_model(loaded.model)
+        quantize_model(loaded.model, engine=engine)
     return loaded

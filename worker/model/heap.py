@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+from pathlib import Path
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter numbers from glibc's malloc.h
 DEFAULT_MMAP_THRESHOLD = 256 * 1024
@@ -51,3 +52,35 @@ def trim() -> bool:
     """Give the heap's free pages back to the OS (``malloc_trim(0)``); ``False`` off glibc."""
     libc = _libc()
     return bool(libc is not None and libc.malloc_trim(0))
+
+
+MADV_DONTNEED = 4  # from <sys/mman.h> (Linux)
+
+
+def release_file_pages(path: str | Path) -> int:
+    """Drop this process's resident pages of every private mapping of ``path``; bytes released.
+
+    An artifact is loaded with ``torch.load(mmap=True)``: tensors the model keeps point into
+    the mapping (embeddings, LayerNorms) and INT8 weights are read once to be packed into the
+    kernel library's own layout. The pages read stay resident (and count in RSS) until
+    dropped; ``MADV_DONTNEED`` on a private, unwritten file mapping frees them and a later
+    access reads them back from the file, so this is safe at any time. Returns 0 off Linux.
+    """
+    libc = _libc()
+    target = str(Path(path).resolve())
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return 0
+    if libc is None:
+        return 0
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    released = 0
+    for line in maps:
+        parts = line.split(maxsplit=5)
+        if len(parts) < 6 or parts[5] != target or "p" not in parts[1]:
+            continue
+        lo, hi = (int(x, 16) for x in parts[0].split("-"))
+        if libc.madvise(lo, hi - lo, MADV_DONTNEED) == 0:
+            released += hi - lo
+    return released

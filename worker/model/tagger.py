@@ -31,7 +31,10 @@ from worker.model.viterbi import viterbi_numpy
 from worker.windows import Window, make_windows, word_cost
 
 DEFAULT_OVERLAP = 64
-DEFAULT_BATCH_TOKENS = 4096
+# Activations of one batch set a worker's peak RSS. On the shipped model over MSRA test
+# (bench/tagger_speed.py, 3 fresh processes each, fbgemm): 4,096 tokens 4,767 chars/s at
+# 505 MiB peak, 1,024 tokens 5,251 chars/s at 485 MiB: smaller batches cost no speed.
+DEFAULT_BATCH_TOKENS = 1024
 # A batch is closed when adding a window would make more than this share of it padding.
 MAX_PADDING = 0.2
 
@@ -221,15 +224,18 @@ def load_tagger(
     batch_tokens: int = DEFAULT_BATCH_TOKENS,
     int8: bool = True,
     bf16: bool = False,
+    engine: str = "",
 ) -> Tagger:
     """A :class:`Tagger` over a RaNER directory (quantized at load unless ``int8=False``) or an artifact.
 
     ``bf16`` (with ``int8=False`` on a RaNER dir) runs the encoder in bfloat16; measured
     slower than INT8 on the worker CPUs (see ``bench/tagger_speed.py``), kept for comparison.
+    ``engine`` is the INT8 kernel library (``""``: by CPU, see
+    :func:`~worker.model.artifact.choose_engine`).
     """
     from worker.model.artifact import load_model
 
-    loaded = load_model(path, int8=int8)
+    loaded = load_model(path, int8=int8, engine=engine)
     if bf16:
         loaded.model.encoder.to(torch.bfloat16)
     return Tagger(loaded, max_length=max_length, overlap=overlap, batch_tokens=batch_tokens)
