@@ -70,7 +70,7 @@ def choose_engine(requested: str = "") -> str:
 
     Measured side by side on an Intel Xeon with AMX (``bench/model_memory.py``,
     ``bench/tagger_speed.py``): oneDNN runs the dynamic INT8 matmuls on AMX tiles and is
-    1.09-1.3x fbgemm's speed on a BERT-base model (one 1,024-char document), but no faster on
+    1.2-1.3x fbgemm's speed on a BERT-base model (one 1,024-char document), but no faster on
     the shipped 6x384 model over MSRA test (5,407 vs 5,664 chars/s) for +13 MiB of peak RSS,
     so fbgemm stays the default and ``onednn`` is the choice for base-size models on AMX CPUs.
     oneDNN compiles and caches a kernel per input shape, and a tagger's batches come in many
@@ -207,6 +207,7 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     # Pages of model.pt read while a layer's INT8 weights are packed would stay resident until
     # the end of the load (one more copy of all weights at the peak): drop them layer by layer.
     weights_file = path / "model.pt"
+
     def drop_pages(*_: object) -> None:
         release_file_pages(weights_file)
 
@@ -250,7 +251,9 @@ def _check_int8_shapes(model: nn.Module, state: dict, where: Path) -> None:
             weight = state[f"{name}._packed_params._packed_params"][0]
             want = (module.out_features, module.in_features)
             if tuple(weight.shape) != want:
-                raise ModelLoadError(f"{where}: INT8 weight {name} has shape {tuple(weight.shape)}, config expects {want}")
+                raise ModelLoadError(
+                    f"{where}: INT8 weight {name} has shape {tuple(weight.shape)}, config expects {want}"
+                )
 
 
 def load_model(path: str | Path, *, int8: bool = True, engine: str = "") -> LoadedModel:
