@@ -11,6 +11,9 @@ from typing import Any, get_type_hints
 ENV_PREFIX = "SHITI_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = str(REPO_ROOT / "models" / "shiti-msra-small")
+# INT8 kernel libraries of torch's x86 CPU builds ("" = the default, fbgemm); checked here so a
+# typo stops a worker at start-up (exit 78) instead of failing in every pool child.
+QUANT_ENGINES = ("", "fbgemm", "onednn", "x86")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,9 @@ class Settings:
             raise ValueError("lease_seconds must be below visibility_timeout")
         if self.soft_time_limit >= self.time_limit:
             raise ValueError("soft_time_limit must be below time_limit")
+        if self.quant_engine not in QUANT_ENGINES:
+            raise ValueError(f"quant_engine must be one of {', '.join(e or '(empty)' for e in QUANT_ENGINES)}, "
+                             f"not {self.quant_engine!r}")
         if self.max_attempts < 1 or self.batch_docs < 1 or self.batch_chars < 1:
             raise ValueError("max_attempts, batch_docs and batch_chars must be positive")
 

@@ -54,6 +54,18 @@ def test_worker_refuses_visibility_timeout_not_above_lease(tmp_path: Path, redis
     assert "refusing to start: bad settings: lease_seconds must be below visibility_timeout" in done.stderr
 
 
+def test_worker_refuses_an_unknown_quant_engine(tmp_path: Path, redis_server: RedisServer) -> None:
+    # Given a typo in the INT8 kernel setting
+    settings = short_settings(tmp_path, redis_server, model=FAKE_MODEL)
+    argv, env = worker_command(settings)
+    env.update(SHITI_QUANT_ENGINE="onedn")
+    # When a worker starts, Then it refuses at once, naming the setting and the valid values
+    done = _start_worker_expecting_refusal(env, argv)
+    assert done.returncode == 78
+    assert "refusing to start: bad settings: quant_engine must be one of" in done.stderr
+    assert "'onedn'" in done.stderr
+
+
 def test_startup_problems_lists_each_unsafe_setting(tmp_path: Path, redis_server: RedisServer) -> None:
     settings = short_settings(tmp_path, redis_server)
     client = redis.Redis.from_url(redis_server.url)

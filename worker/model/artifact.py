@@ -37,10 +37,12 @@ from worker.model.checkpoint import (
     text_front_end,
 )
 from worker.model.errors import ModelLoadError
-from worker.model.heap import release_file_pages, trim
+from worker.model.heap import file_mappings, release_pages, trim
 from worker.model.tagnet import TaggerNet
 
 FORMAT_VERSION = 1
+# State-dict key suffix under which a dynamic INT8 Linear saves its (qint8 weight, bias) tuple.
+PACKED = "._packed_params._packed_params"
 ARTIFACT_FILES = ("model.pt", "config.json", "vocab.txt", "tokenizer_config.json", "labels.json", "manifest.json")
 
 
@@ -206,10 +208,10 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     _check_int8_shapes(model, state, path / "model.pt")
     # Pages of model.pt read while a layer's INT8 weights are packed would stay resident until
     # the end of the load (one more copy of all weights at the peak): drop them layer by layer.
-    weights_file = path / "model.pt"
+    mapped = file_mappings(path / "model.pt")
 
     def drop_pages(*_: object) -> None:
-        release_file_pages(weights_file)
+        release_pages(mapped)
 
     hooks = [layer.register_load_state_dict_post_hook(drop_pages) for layer in model.encoder.encoder.layer]
     try:
@@ -220,7 +222,7 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     del state
     _materialize_buffers(model)
     model.eval()
-    release_file_pages(weights_file)
+    release_pages(mapped)
     trim()  # packing's temporary buffers
     max_length = int(manifest.get("max_length", 512))
     return LoadedModel(model=model, labels=labels, max_length=max_length, source=path, **front)
@@ -248,7 +250,7 @@ def _check_int8_shapes(model: nn.Module, state: dict, where: Path) -> None:
     (``check_state`` compares tensors only; packed INT8 weights are saved as a tuple)."""
     for name, module in model.named_modules():
         if isinstance(module, nnqd.Linear):
-            weight = state[f"{name}._packed_params._packed_params"][0]
+            weight = state[name + PACKED][0]
             want = (module.out_features, module.in_features)
             if tuple(weight.shape) != want:
                 raise ModelLoadError(

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from pathlib import Path
 
 M_MMAP_THRESHOLD = -3  # mallopt parameter numbers from glibc's malloc.h
 DEFAULT_MMAP_THRESHOLD = 256 * 1024
 
 
+@functools.cache  # find_library runs a lookup each time, and trim() runs after every annotate call
 def _libc() -> ctypes.CDLL | None:
     name = ctypes.util.find_library("c")
     if not name:
@@ -35,6 +37,7 @@ def _libc() -> ctypes.CDLL | None:
         libc.mallopt  # noqa: B018 - only glibc has it
     except (OSError, AttributeError):
         return None
+    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     return libc
 
 
@@ -57,30 +60,37 @@ def trim() -> bool:
 MADV_DONTNEED = 4  # from <sys/mman.h> (Linux)
 
 
-def release_file_pages(path: str | Path) -> int:
-    """Drop this process's resident pages of every private mapping of ``path``; bytes released.
+def file_mappings(path: str | Path) -> list[tuple[int, int]]:
+    """Address ranges of this process's private mappings of ``path`` (``[]`` off Linux)."""
+    target = str(Path(path).resolve())
+    try:
+        maps = Path("/proc/self/maps").read_text().splitlines()
+    except OSError:
+        return []
+    ranges = []
+    for line in maps:
+        parts = line.split(maxsplit=5)
+        if len(parts) == 6 and parts[5] == target and "p" in parts[1]:
+            lo, hi = (int(x, 16) for x in parts[0].split("-"))
+            ranges.append((lo, hi))
+    return ranges
+
+
+def release_pages(ranges: list[tuple[int, int]]) -> int:
+    """Drop the resident pages of file mappings (from :func:`file_mappings`); bytes released.
 
     An artifact is loaded with ``torch.load(mmap=True)``: tensors the model keeps point into
     the mapping (embeddings, LayerNorms) and INT8 weights are read once to be packed into the
     kernel library's own layout. The pages read stay resident (and count in RSS) until
     dropped; ``MADV_DONTNEED`` on a private, unwritten file mapping frees them and a later
-    access reads them back from the file, so this is safe at any time. Returns 0 off Linux.
+    access reads them back from the file, so this is safe at any time. Returns 0 off glibc.
     """
     libc = _libc()
-    target = str(Path(path).resolve())
-    try:
-        maps = Path("/proc/self/maps").read_text().splitlines()
-    except OSError:
-        return 0
     if libc is None:
         return 0
-    libc.madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    released = 0
-    for line in maps:
-        parts = line.split(maxsplit=5)
-        if len(parts) < 6 or parts[5] != target or "p" not in parts[1]:
-            continue
-        lo, hi = (int(x, 16) for x in parts[0].split("-"))
-        if libc.madvise(lo, hi - lo, MADV_DONTNEED) == 0:
-            released += hi - lo
-    return released
+    return sum(hi - lo for lo, hi in ranges if libc.madvise(lo, hi - lo, MADV_DONTNEED) == 0)
+
+
+def release_file_pages(path: str | Path) -> int:
+    """:func:`release_pages` of every private mapping of ``path``; bytes released."""
+    return release_pages(file_mappings(path))

@@ -66,24 +66,24 @@ def dequantize_artifact(artifact: Path, out: Path) -> Path:
     """
     from transformers import BertConfig
 
+    from worker.model.artifact import PACKED, is_artifact
     from worker.model.errors import ModelLoadError
 
     artifact, out = Path(artifact), Path(out)
-    if not (artifact / "manifest.json").exists():
+    if not is_artifact(artifact):
         raise ModelLoadError(f"{artifact}: not a shiti artifact (no manifest.json)")
     state = torch.load(artifact / "model.pt", map_location="cpu", weights_only=True)
     floats: dict[str, torch.Tensor] = {}
-    suffix = "_packed_params._packed_params"
-    # A dynamic INT8 Linear saves (qint8 weight, float bias) under ``<name>._packed_params``
-    # plus its output ``scale``/``zero_point``, which a float Linear does not have.
-    quantized = tuple(k[: -len(suffix)] for k in state if k.endswith(suffix))
+    # An INT8 Linear ``<name>`` saves (qint8 weight, bias) under ``<name>`` + PACKED, plus an
+    # output ``scale``/``zero_point`` that a float Linear does not have.
+    quantized = tuple(k[: -len(PACKED)] + "." for k in state if k.endswith(PACKED))
     for key, value in state.items():
-        if key.endswith(suffix):
+        if key.endswith(PACKED):
             weight, bias = value
-            base = key[: -len(suffix)]
-            floats[base + "weight"] = weight.dequantize()
+            base = key[: -len(PACKED)]
+            floats[base + ".weight"] = weight.dequantize()
             if bias is not None:
-                floats[base + "bias"] = bias.detach()
+                floats[base + ".bias"] = bias.detach()
         elif not key.startswith(quantized) and not key.endswith(("position_ids", "token_type_ids")):
             floats[key] = value
     labels = json.loads((artifact / "labels.json").read_text(encoding="utf-8"))

@@ -230,7 +230,7 @@ def load_tagger(
 
     ``bf16`` (with ``int8=False`` on a RaNER dir) runs the encoder in bfloat16; measured
     slower than INT8 on the worker CPUs (see ``bench/tagger_speed.py``), kept for comparison.
-    ``engine`` is the INT8 kernel library (``""``: by CPU, see
+    ``engine`` is the INT8 kernel library (``""``: fbgemm, see
     :func:`~worker.model.artifact.choose_engine`).
     """
     from worker.model.artifact import load_model
