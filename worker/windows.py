@@ -100,8 +100,24 @@ def make_windows(
     """
     if max_tokens < 1 or overlap < 0:
         raise ValueError(f"bad window sizes: max_tokens={max_tokens}, overlap={overlap}")
+    if not balanced:
+        return _cut(text, max_tokens, max_tokens, overlap, cost, count_tokens)
+    limit, fewest = _balanced_limit(text, max_tokens, overlap, cost)
+    windows = _cut(text, limit, max_tokens, overlap, cost, count_tokens)
+    if len(windows) > fewest:
+        # Cuts moved back to word starts (or shrunk to fit the tokenizer) can leave the lowered
+        # budget one window short at the end; full-size windows may then need fewer.
+        greedy = _cut(text, max_tokens, max_tokens, overlap, cost, count_tokens)
+        if len(greedy) < len(windows):
+            return greedy
+    return windows
+
+
+def _cut(
+    text: str, limit: int, max_tokens: int, overlap: int, cost: Cost | None, count_tokens: Counter | None
+) -> list[Window]:
+    """Windows filled up to ``limit`` tokens each (``max_tokens`` is the hard cap)."""
     n = len(text)
-    limit = _balanced_limit(text, max_tokens, overlap, cost) if balanced else max_tokens
     windows: list[Window] = []
     start = 0
     while start < n:
@@ -118,14 +134,15 @@ def make_windows(
     return windows
 
 
-def _balanced_limit(text: str, max_tokens: int, overlap: int, cost: Cost | None) -> int:
-    """The per-window budget that splits ``text`` into the fewest, equally sized windows."""
+def _balanced_limit(text: str, max_tokens: int, overlap: int, cost: Cost | None) -> tuple[int, int]:
+    """The per-window budget that splits ``text`` into the fewest, equally sized windows, and
+    that fewest number (reached when no cut has to move back to a word start)."""
     total = len(text) if cost is None else sum(map(cost, text))
     if total <= max_tokens:
-        return max_tokens
+        return max_tokens, 1
     shared = min(overlap, max_tokens // 2)  # the overlap make_windows really keeps
     k = -(-(total - shared) // (max_tokens - shared))  # windows needed at full size
-    return max(1, min(max_tokens, -(-(total + (k - 1) * shared) // k)))
+    return max(1, min(max_tokens, -(-(total + (k - 1) * shared) // k))), k
 
 
 def _fit(text: str, start: int, end: int, limit: int, count: Counter) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from worker.windows import Window, make_windows, word_cost
@@ -81,6 +81,7 @@ def test_empty_text_has_no_windows_and_bad_sizes_raise() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(text=TEXTS, max_tokens=st.integers(1, 40), overlap=st.integers(0, 30))
+@example(text=" 0000", max_tokens=4, overlap=0)  # word-start cut under the lowered budget: 3 windows, greedy 2
 def test_balanced_windows_cover_within_limit_and_no_more_than_greedy(text: str, max_tokens: int, overlap: int) -> None:
     greedy = make_windows(text, max_tokens=max_tokens, overlap=overlap)
     balanced = make_windows(text, max_tokens=max_tokens, overlap=overlap, balanced=True)
