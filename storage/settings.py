@@ -56,7 +56,7 @@ class Settings:
     threads: int = 1
     max_length: int = 0  # 0 -> the model's own maximum
     overlap: int = 64
-    batch_tokens: int = 1024  # windows x padded length per forward pass (worker/model/tagger.py)
+    batch_tokens: int = 512  # windows x padded length per forward pass (worker/model/tagger.py)
     int8: bool = True
     quant_engine: str = ""  # INT8 kernels: "" -> fbgemm; "onednn" (AMX) suits base-size models (model/artifact.py)
     # Input rules (reliability.md §5).

@@ -66,3 +66,27 @@ def test_deadline_in_the_past_raises(tiny) -> None:
     tagger = load_tagger(tiny("w"), int8=False, max_length=48)
     with pytest.raises(DeadlineExceeded):
         tagger.annotate(["北京"], deadline=time.monotonic() - 1)
+
+
+def test_heap_is_trimmed_between_batches_at_most_every_interval(rule_dir, monkeypatch) -> None:
+    from worker.model import tagger as tagger_mod
+
+    calls: list[float] = []
+    monkeypatch.setattr(tagger_mod, "trim", lambda: calls.append(time.monotonic()) or True)
+    texts = [_filler(300) + "王小明" for _ in range(6)]  # 6 docs x 5 windows of 62 chars
+    tagger = load_tagger(rule_dir, int8=False, max_length=64, overlap=16, batch_tokens=64)
+    n_batches = len(tagger._batches([it for doc, t in enumerate(texts) for it in tagger._items(doc, t)]))
+    assert n_batches >= 20
+    # With no interval: after every batch, plus once at the end of the call
+    monkeypatch.setattr(tagger_mod, "TRIM_INTERVAL", 0.0)
+    got = tagger.annotate(texts)
+    assert len(calls) == n_batches + 1
+    # With a long interval: only at the end of the call, and the output is the same
+    calls.clear()
+    monkeypatch.setattr(tagger_mod, "TRIM_INTERVAL", 3600.0)
+    assert tagger.annotate(texts) == got and len(calls) == 1
+    # And never when the tagger is told not to
+    calls.clear()
+    tagger.trim_heap = False
+    tagger.annotate(texts)
+    assert calls == []

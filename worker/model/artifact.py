@@ -18,9 +18,9 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from importlib import metadata
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -38,6 +38,7 @@ from worker.model.checkpoint import (
 )
 from worker.model.errors import ModelLoadError
 from worker.model.heap import file_mappings, release_pages, trim
+from worker.model.smooth import DEFAULT_ALPHA, add_scale_slots, ffn_input_absmax, smooth_ffn
 from worker.model.tagnet import TaggerNet
 
 FORMAT_VERSION = 1
@@ -118,6 +119,8 @@ def quantize(
     *,
     max_length: int | None = None,
     keep_float: Sequence[str] = (),
+    calibration: Sequence[str] = (),
+    smooth_alpha: float = DEFAULT_ALPHA,
 ) -> Path:
     """Write an INT8 artifact for the RaNER checkpoint ``src_dir`` into ``out_dir``.
 
@@ -125,6 +128,9 @@ def quantize(
         max_length: window size (tokens, specials included) recorded as the model's default,
             e.g. the window length it was trained on; capped by its position embeddings.
         keep_float: encoder Linear modules left in FP32 (recorded in the manifest).
+        calibration: texts (training text, never test) to smooth the FFNs on before quantizing
+            (see :mod:`worker.model.smooth`); none: no smoothing.
+        smooth_alpha: SmoothQuant's migration strength, used with ``calibration``.
 
     Raises:
         ModelLoadError: ``src_dir`` is not a valid checkpoint.
@@ -134,6 +140,14 @@ def quantize(
     unknown = set(keep_float) - {n for n, m in loaded.model.encoder.named_modules() if isinstance(m, nn.Linear)}
     if unknown:
         raise ModelLoadError(f"--keep-float names no Linear module of the encoder: {sorted(unknown)}")
+    smoothing = None
+    if calibration:
+        from worker.model.tagger import Tagger
+
+        tagger = Tagger(loaded, max_length=max_length)
+        texts = list(calibration)
+        smooth_ffn(loaded.model, ffn_input_absmax(loaded.model, lambda: tagger.annotate(texts)), smooth_alpha)
+        smoothing = {"alpha": smooth_alpha, "texts": len(texts)}
     quantize_model(loaded.model, keep_float=keep_float)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "model.pt.tmp"
@@ -157,6 +171,7 @@ def quantize(
         "mode": "char" if loaded.char_mode else "word",
         "max_length": min(loaded.max_length, max_length or loaded.max_length),
         "float_modules": sorted(keep_float),
+        "smoothing": smoothing,
         "pooler": loaded.model.encoder.pooler is not None,
         "num_labels": len(loaded.labels),
     }
@@ -196,6 +211,8 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     with torch.device("meta"):
         model = TaggerNet(shape, len(labels), pooler=bool(manifest.get("pooler")))
     _swap_empty_quantized(model.encoder, keep_float=set(manifest.get("float_modules", ())))
+    if manifest.get("smoothing"):
+        add_scale_slots(model, device="meta")
     try:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:

@@ -138,9 +138,15 @@ class BertIntermediate(nn.Module):
         super().__init__()
         self.dense = nn.Linear(shape.hidden_size, shape.intermediate_size)
         self.act = _ACTIVATIONS[shape.hidden_act]
+        # Per-channel factor applied after the activation when the FFN is smoothed for INT8
+        # (smooth.py); absent (None, not in the state dict) in every ordinary checkpoint.
+        self.out_scale: torch.Tensor | None
+        self.register_buffer("out_scale", None)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.dense(x))
+        y = self.act(self.dense(x))
+        # In place: the activation's backward needs its input, not this output.
+        return y if self.out_scale is None else y.mul_(self.out_scale)
 
 
 class BertOutput(nn.Module):

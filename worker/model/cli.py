@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from worker.model.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
+
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO / "models" / "shiti-msra-small"
 
@@ -42,14 +44,25 @@ def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
               help="Default window (tokens incl. [CLS]/[SEP]) recorded in the manifest, e.g. the training window.")
 @click.option("--keep-float", multiple=True,
               help="Encoder Linear module left FP32 (repeatable), e.g. encoder.layer.5.output.dense.")
-def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple[str, ...]) -> None:
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Training text (BIO file or one text per line; never the test set): smooth the FFNs "
+                   "on it so every Linear runs INT8 (worker/model/smooth.py).")
+@click.option("--calibration-texts", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION_TEXTS,
+              show_default=True, help="Texts of --calibration used.")
+@click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0), default=DEFAULT_ALPHA, show_default=True,
+              help="How much of the activation outliers smoothing moves into the weights.")
+def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple[str, ...],
+                 calibration: Path | None, calibration_texts: int, smooth_alpha: float) -> None:
     """Write an INT8 artifact for the RaNER checkpoint SRC."""
     from worker.model.artifact import quantize
     from worker.model.errors import ModelError
+    from worker.model.smooth import calibration_texts as read_texts
 
     try:
-        got = quantize(src, out, max_length=max_length, keep_float=keep_float)
-    except ModelError as exc:
+        texts = read_texts(calibration, calibration_texts) if calibration else []
+        got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
+                       smooth_alpha=smooth_alpha)
+    except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     manifest = json.loads((got / "manifest.json").read_text())
     size = (got / "model.pt").stat().st_size / 2**20
@@ -124,14 +137,29 @@ def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after N steps in this call.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/state.pt.")
+@click.option("--teacher", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Distil: a trained RaNER dir (e.g. an earlier run's best/) whose emissions the student matches.")
+@click.option("--distill-weight", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
+              help="Weight of the emission-matching loss next to the CRF loss, with --teacher.")
+@click.option("--distill-loss", type=click.Choice(["mse", "kl"]), default="mse", show_default=True,
+              help="Emission matching: squared score difference, or KL of per-character label distributions.")
 def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str, layers: int | None,
               epochs: float, lr: float, head_lr: float, warmup: int, ckpt_every: int, batch_tokens: int,
-              eval_every: int, threads: int, seed: int, max_steps: int | None, resume: bool) -> None:
-    """Fine-tune a BERT-CRF on BIO files; the best dev checkpoint lands in OUT/best."""
+              eval_every: int, threads: int, seed: int, max_steps: int | None, resume: bool,
+              teacher: str | None, distill_weight: float, distill_loss: str) -> None:
+    """Fine-tune a BERT-CRF on BIO files; the best dev checkpoint lands in OUT/best.
+
+    With --teacher it is distillation: initialise the student from the teacher with fewer
+    --layers (``--init TEACHER --layers 3``) and it learns the gold tags and the teacher's emissions.
+    """
     from worker.model.train import TrainConfig, train
 
     cfg = TrainConfig(init=init, train=list(train_files), out=out, dev=dev, layers=layers, epochs=epochs, lr=lr,
                       head_lr=head_lr, warmup=warmup, ckpt_every=ckpt_every, batch_tokens=batch_tokens,
-                      eval_every=eval_every, threads=threads, seed=seed)
-    summary = train(cfg, resume=resume, max_steps=max_steps)
+                      eval_every=eval_every, threads=threads, seed=seed, teacher=teacher,
+                      distill_weight=distill_weight, distill_loss=distill_loss)
+    try:
+        summary = train(cfg, resume=resume, max_steps=max_steps)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary))

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from storage.domain import Entity  # the one entity value type, shared with storage
-
 from worker.merge import Found, merge_windows
 from worker.model.checkpoint import LoadedModel
 from worker.model.encoding import WordEncoder
@@ -31,10 +30,20 @@ from worker.model.viterbi import viterbi_numpy
 from worker.windows import Window, make_windows, word_cost
 
 DEFAULT_OVERLAP = 64
-# Activations of one batch set a worker's peak RSS. On the shipped model over MSRA test
-# (bench/tagger_speed.py, 3 fresh processes each, fbgemm): 4,096 tokens 4,767 chars/s at
-# 505 MiB peak, 1,024 tokens 5,251 chars/s at 485 MiB: smaller batches cost no speed.
-DEFAULT_BATCH_TOKENS = 1024
+# Activations of one batch, and the heap they leave behind, set a worker's peak RSS. On the
+# shipped model over MSRA test (bench/tagger_speed.py, 3 fresh processes each, fbgemm): 4,096
+# tokens 4,767 chars/s at 505 MiB peak, 1,024 tokens 5,251 chars/s at 485 MiB. With the heap
+# trimmed after every batch (below), on worker-sized calls (200k chars incl. 2k-20k-char
+# documents, one thread, runs interleaved): 1,024 tokens 326-332 MiB, 512 tokens 307-311 MiB,
+# no slower (58-71 s vs 66-77 s for 1.2M chars): smaller batches cost no speed.
+DEFAULT_BATCH_TOKENS = 512
+# glibc keeps the freed activations of each batch in a heap that fragments and grows within a
+# call, so the heap is trimmed (malloc_trim) between batches at most this often (seconds).
+# Worker-sized calls (200k chars incl. 2k-20k-char documents): peak 468-537 MiB untrimmed,
+# 307-332 MiB trimmed after every batch. Trimming costs the next batch page faults: after every
+# batch 6-13 % of the speed on MSRA test sentences (~40 ms batches); at most every 0.25 s
+# (bench/tagger_speed.py in the model card) keeps most of the saving for a few per cent.
+TRIM_INTERVAL = 0.25
 # A batch is closed when adding a window would make more than this share of it padding.
 MAX_PADDING = 0.2
 
@@ -67,7 +76,7 @@ class Tagger:
         trim_heap: bool = True,
     ) -> None:
         self.loaded = loaded
-        self.trim_heap = trim_heap  # give freed activation memory back after each call (heap.py)
+        self.trim_heap = trim_heap  # give freed activation memory back after each batch (heap.py)
         self.model = loaded.model
         self.labels = loaded.labels
         self.max_length = min(max_length or loaded.max_length, loaded.max_length)
@@ -141,12 +150,16 @@ class Tagger:
                 items.extend(self._items(doc, text))
         items.sort(key=lambda it: len(it.ids))
         found: dict[int, list[tuple[Window, list[Found]]]] = {}
+        last_trim = time.monotonic()
         try:
             for batch in self._batches(items):
                 if deadline is not None and time.monotonic() > deadline:
                     raise DeadlineExceeded(f"tagging passed its deadline with {len(items)} windows queued")
                 for item, spans in zip(batch, self._run(batch)):
                     found.setdefault(item.doc, []).append((item.window, spans))
+                if self.trim_heap and time.monotonic() - last_trim >= TRIM_INTERVAL:
+                    trim()
+                    last_trim = time.monotonic()
         finally:
             if self.trim_heap and items:
                 trim()

@@ -9,7 +9,6 @@ every ``ckpt_every`` steps so a run can be continued with ``resume=True``.
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from dataclasses import asdict, dataclass, field
@@ -53,6 +52,11 @@ class TrainConfig:
     threads: int = 2
     bf16: bool | None = None  # None = use it when the CPU supports bf16
     labels: list[str] = field(default_factory=lambda: list(LABELS))
+    # Distillation: a trained BERT-CRF (RaNER dir, same labels and vocab) whose emissions the
+    # student also matches, by ``distill_loss`` (see :func:`distill_loss`) times ``distill_weight``.
+    teacher: str | None = None
+    distill_weight: float = 1.0
+    distill_loss: str = "mse"
 
 
 Example = tuple[list[int], list[int], list[int]]  # input_ids, word_index, tag ids
@@ -190,6 +194,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     train_ex = make_examples(sents, enc, label2id, cfg.max_words)
     dev_ex = make_examples(dev_sents, enc, label2id, cfg.max_words)
     model = init_model(cfg.init, len(labels), cfg.layers)
+    teacher = _load_teacher(cfg.teacher, len(labels)) if cfg.teacher else None
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     # fused=True: one kernel per step instead of ~10 elementwise passes over every parameter
@@ -237,6 +242,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             em = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
         loss = model.loss(em, batch["tags"], batch["word_mask"])
+        if teacher is not None:
+            loss = loss + cfg.distill_weight * distill_loss(teacher, em, batch, kind=cfg.distill_loss, bf16=bf16)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -268,6 +275,47 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     if best < 0:  # never evaluated (tiny runs): keep the current weights as "best"
         write_raner_dir(model, labels=labels, vocab=Path(cfg.init) / "vocab.txt", out=out / "best", char_mode=True)
     return {"step": step, "total": total, "best_dev_f1": best, "seconds": seconds}
+
+
+def _load_teacher(path: str, num_labels: int) -> BertCrf:
+    """The frozen teacher of a distillation run (a RaNER dir, e.g. an earlier run's best/)."""
+    if not (Path(path) / "configuration.json").exists():
+        raise ValueError(f"teacher {path} is not a RaNER directory (an earlier run's best/ or a fetched model)")
+    teacher = init_model(path, num_labels, None)
+    teacher.eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
+DISTILL_LOSSES = ("mse", "kl")
+KL_TEMPERATURE = 2.0
+
+
+def distill_loss(teacher: BertCrf, student_emissions: torch.Tensor, batch: dict[str, torch.Tensor],
+                 *, kind: str = "mse", bf16: bool = False) -> torch.Tensor:
+    """How far the student's emissions are from the teacher's, averaged over real words.
+
+    Matching emissions passes on what the teacher knows beyond the gold path: how close the
+    other labels came at every character. ``mse``: squared difference of the emission scores
+    per label (logit matching, Ba & Caruana 2014); ``kl``: KL divergence of the teacher's
+    per-character label distribution from the student's at temperature 2, times T^2 (Hinton
+    et al. 2015), which ignores the scale of labels both rule out. The CRF transitions start
+    from the teacher's, since the student is initialised from it.
+    """
+    if kind not in DISTILL_LOSSES:
+        raise ValueError(f"distill loss must be one of {DISTILL_LOSSES}, not {kind!r}")
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        target = teacher.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"]).float()
+    student = student_emissions.float()
+    mask = batch["word_mask"].to(student.dtype)
+    words = mask.sum().clamp(min=1.0)
+    if kind == "kl":
+        t = KL_TEMPERATURE
+        p_teacher = torch.softmax(target / t, dim=-1)
+        kl = (p_teacher * (torch.log_softmax(target / t, dim=-1) - torch.log_softmax(student / t, dim=-1))).sum(-1)
+        return (kl * mask).sum() / words * t * t
+    return ((student - target) ** 2 * mask.unsqueeze(-1)).sum() / (words * student.size(-1))
 
 
 def _cpu_has_bf16() -> bool:
