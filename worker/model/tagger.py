@@ -41,8 +41,8 @@ DEFAULT_BATCH_TOKENS = 512
 # call, so the heap is trimmed (malloc_trim) between batches at most this often (seconds).
 # Worker-sized calls (200k chars incl. 2k-20k-char documents): peak 468-537 MiB untrimmed,
 # 307-332 MiB trimmed after every batch. Trimming costs the next batch page faults: after every
-# batch 6-13 % of the speed on MSRA test sentences (~40 ms batches); at most every 0.25 s
-# (bench/tagger_speed.py in the model card) keeps most of the saving for a few per cent.
+# batch 3-13 % of the speed on MSRA test sentences (~40 ms batches, 297-299 MiB vs 441-479
+# untrimmed); at most every 0.25 s, 0-3 % at 335-337 MiB (runs interleaved; model card).
 TRIM_INTERVAL = 0.25
 # A batch is closed when adding a window would make more than this share of it padding.
 MAX_PADDING = 0.2
