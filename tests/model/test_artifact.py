@@ -99,10 +99,10 @@ def _rss_file_kib() -> int:
     raise AssertionError("no RssFile in /proc/self/status")
 
 
-def test_release_file_pages_drops_resident_pages_and_keeps_data(tmp_path) -> None:
+def test_release_pages_drops_resident_pages_of_a_file_and_keeps_data(tmp_path) -> None:
     import torch
 
-    from worker.model.heap import release_file_pages
+    from worker.model.heap import file_mappings, release_pages
 
     # Given a 64 MiB tensor file loaded with mmap and read once (its pages resident)
     path = tmp_path / "big.pt"
@@ -113,12 +113,12 @@ def test_release_file_pages_drops_resident_pages_and_keeps_data(tmp_path) -> Non
     touched = _rss_file_kib()
     assert touched - before > 50 * 1024
     # When the mapping's pages are released
-    released = release_file_pages(path)
+    released = release_pages(file_mappings(path))
     # Then they no longer count in RSS, and the tensor still reads the same values from the file
     assert released >= 64 * 2**20
     assert touched - _rss_file_kib() > 50 * 1024
     assert float(state["w"].sum()) == total
-    assert release_file_pages(tmp_path / "not-mapped.pt") == 0
+    assert release_pages(file_mappings(tmp_path / "not-mapped.pt")) == 0
 
 
 @pytest.mark.parametrize("engine", ["fbgemm", "onednn"])

@@ -89,8 +89,3 @@ def release_pages(ranges: list[tuple[int, int]]) -> int:
     if libc is None:
         return 0
     return sum(hi - lo for lo, hi in ranges if libc.madvise(lo, hi - lo, MADV_DONTNEED) == 0)
-
-
-def release_file_pages(path: str | Path) -> int:
-    """:func:`release_pages` of every private mapping of ``path``; bytes released."""
-    return release_pages(file_mappings(path))

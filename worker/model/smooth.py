@@ -124,11 +124,11 @@ def calibration_texts(path: str | Path, limit: int = DEFAULT_CALIBRATION_TEXTS) 
     path = Path(path)
     with open(path, encoding="utf-8") as fh:
         first = next((line.rstrip("\r\n") for line in fh if line.strip()), "")
-    ch, sep, _ = first.partition("\t")
-    if sep and len(ch) == 1:
-        texts = [s.text for s in islice(read_bio(path), limit)]
-    else:
-        with open(path, encoding="utf-8") as fh:
+        ch, sep, _ = first.partition("\t")
+        if sep and len(ch) == 1:
+            texts = [s.text for s in islice(read_bio(path), limit)]
+        else:  # plain text: read on from the start of the same handle
+            fh.seek(0)
             texts = list(islice((t for t in (line.strip() for line in fh) if t), limit))
     if not texts:
         raise ValueError(f"{path}: no calibration text")
