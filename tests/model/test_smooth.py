@@ -124,6 +124,14 @@ def test_calibration_texts_from_bio_or_plain_text(tmp_path) -> None:
     empty.write_text("\n \n", encoding="utf-8")
     with pytest.raises(ValueError, match="no calibration text"):
         calibration_texts(empty)
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("北京\n".encode("gb18030"))
+    with pytest.raises(ValueError, match=r"latin1\.txt: not UTF-8 text \(byte 0"):
+        calibration_texts(binary)
+    broken = tmp_path / "broken.bio"
+    broken.write_text("李\tB-PER\n明明\tI-PER\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"broken\.bio:2: expected 'CHAR<TAB>TAG'"):
+        calibration_texts(broken)
 
 
 def test_quantize_cli_smooths_on_calibration_text(tiny, tmp_path) -> None:

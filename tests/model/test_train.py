@@ -166,3 +166,33 @@ def test_teacher_must_be_a_raner_dir(tmp_path: Path) -> None:
                       bf16=False, dev_size=1)
     with pytest.raises(ValueError, match="teacher .* is not a RaNER directory"):
         train(cfg, max_steps=1)
+
+
+def test_teacher_with_other_labels_or_vocab_is_refused_before_training(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from worker.model.cli import model as model_cli
+
+    init = _init_dir(tmp_path / "init")
+    data, dev = tmp_path / "train.txt", tmp_path / "dev.txt"
+    _write_bio(data, 20, seed=1)
+    _write_bio(dev, 5, seed=2)
+    train(TrainConfig(init=str(init), train=[str(data)], dev=str(dev), out=str(tmp_path / "t"), threads=1, bf16=False,
+                      eval_every=1000, ckpt_every=1000), max_steps=2)
+    teacher = tmp_path / "t" / "best"
+    # A teacher trained on other labels (BIOES here) is named with both label lists
+    bioes = ["O"] + [f"{p}-{t}" for t in ("PER", "LOC", "ORG") for p in "BIES"]
+    cfg = TrainConfig(init=str(init), train=[str(data)], dev=str(dev), out=str(tmp_path / "s1"), teacher=str(teacher),
+                      labels=bioes, threads=1, bf16=False)
+    with pytest.raises(ValueError, match="has labels .* the student trains"):
+        train(cfg, max_steps=1)
+    # A student whose --init has another vocabulary is refused, through the CLI as a one-line error
+    other = tmp_path / "other"
+    other.mkdir()
+    for f in init.iterdir():
+        (other / f.name).write_bytes(f.read_bytes())
+    (other / "vocab.txt").write_text((init / "vocab.txt").read_text(encoding="utf-8") + "新\n", encoding="utf-8")
+    got = CliRunner().invoke(model_cli, ["train", "--init", str(other), "--train", str(data), "--dev", str(dev),
+                                         "--out", str(tmp_path / "s2"), "--teacher", str(teacher), "--threads", "1"])
+    assert got.exit_code == 1 and "another vocab.txt" in got.output, got.output
+    assert not (tmp_path / "s1" / "state.pt").exists() and not (tmp_path / "s2" / "state.pt").exists()

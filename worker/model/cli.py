@@ -152,6 +152,7 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str
     With --teacher it is distillation: initialise the student from the teacher with fewer
     --layers (``--init TEACHER --layers 3``) and it learns the gold tags and the teacher's emissions.
     """
+    from worker.model.errors import ModelError
     from worker.model.train import TrainConfig, train
 
     cfg = TrainConfig(init=init, train=list(train_files), out=out, dev=dev, layers=layers, epochs=epochs, lr=lr,
@@ -160,6 +161,6 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str
                       distill_weight=distill_weight, distill_loss=distill_loss)
     try:
         summary = train(cfg, resume=resume, max_steps=max_steps)
-    except ValueError as exc:
+    except (ValueError, ModelError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(summary))

@@ -117,19 +117,22 @@ def calibration_texts(path: str | Path, limit: int = DEFAULT_CALIBRATION_TEXTS) 
     (one text per line); the format is told by the first non-blank line.
 
     Raises:
-        ValueError: the file holds no text.
+        ValueError: the file holds no text, is not UTF-8, or has a malformed BIO line.
     """
     from worker.model.bio import read_bio
 
     path = Path(path)
-    with open(path, encoding="utf-8") as fh:
-        first = next((line.rstrip("\r\n") for line in fh if line.strip()), "")
-        ch, sep, _ = first.partition("\t")
-        if sep and len(ch) == 1:
-            texts = [s.text for s in islice(read_bio(path), limit)]
-        else:  # plain text: read on from the start of the same handle
-            fh.seek(0)
-            texts = list(islice((t for t in (line.strip() for line in fh) if t), limit))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = next((line.rstrip("\r\n") for line in fh if line.strip()), "")
+            ch, sep, _ = first.partition("\t")
+            if sep and len(ch) == 1:
+                texts = [s.text for s in islice(read_bio(path), limit)]
+            else:  # plain text: read on from the start of the same handle
+                fh.seek(0)
+                texts = list(islice((t for t in (line.strip() for line in fh) if t), limit))
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason})") from exc
     if not texts:
         raise ValueError(f"{path}: no calibration text")
     return texts

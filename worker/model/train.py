@@ -20,7 +20,7 @@ from tqdm import tqdm
 from transformers import BertConfig
 
 from worker.model.bio import Sentence, read_bio
-from worker.model.checkpoint import read_tokenizer
+from worker.model.checkpoint import read_labels, read_tokenizer
 from worker.model.encoding import CharEncoder
 from worker.model.network import BertCrf
 from worker.model.raner_dir import write_raner_dir
@@ -193,8 +193,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         dev_sents, sents = sents[: cfg.dev_size], sents[cfg.dev_size :]
     train_ex = make_examples(sents, enc, label2id, cfg.max_words)
     dev_ex = make_examples(dev_sents, enc, label2id, cfg.max_words)
+    teacher = _load_teacher(cfg.teacher, labels, Path(cfg.init)) if cfg.teacher else None
     model = init_model(cfg.init, len(labels), cfg.layers)
-    teacher = _load_teacher(cfg.teacher, len(labels)) if cfg.teacher else None
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     # fused=True: one kernel per step instead of ~10 elementwise passes over every parameter
@@ -277,11 +277,22 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     return {"step": step, "total": total, "best_dev_f1": best, "seconds": seconds}
 
 
-def _load_teacher(path: str, num_labels: int) -> BertCrf:
-    """The frozen teacher of a distillation run (a RaNER dir, e.g. an earlier run's best/)."""
-    if not (Path(path) / "configuration.json").exists():
+def _load_teacher(path: str, labels: list[str], init: Path) -> BertCrf:
+    """The frozen teacher of a distillation run (a RaNER dir, e.g. an earlier run's best/).
+
+    Raises:
+        ValueError: not a RaNER dir, or its labels or vocabulary differ from the student's
+            (its emissions would then score other labels, or other characters).
+    """
+    where = Path(path)
+    if not (where / "configuration.json").exists():
         raise ValueError(f"teacher {path} is not a RaNER directory (an earlier run's best/ or a fetched model)")
-    teacher = init_model(path, num_labels, None)
+    theirs = read_labels(where)
+    if theirs != labels:
+        raise ValueError(f"teacher {path} has labels {theirs}, the student trains {labels}")
+    if (where / "vocab.txt").read_bytes() != (init / "vocab.txt").read_bytes():
+        raise ValueError(f"teacher {path} has another vocab.txt than --init {init}: both must tokenize alike")
+    teacher = init_model(path, len(labels), None)
     teacher.eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
