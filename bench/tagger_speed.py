@@ -20,6 +20,10 @@ Usage::
 
     python -W ignore bench/tagger_speed.py [--model DIR] [--runs 3] [--precision int8|fp32|bf16]
         [--docs 64] [--limit N] [--threads 2] [--batch-tokens N] [--engine fbgemm|onednn]
+        [--trim-interval SECONDS|off]
+
+``--trim-interval`` overrides how often the tagger gives its freed heap back between batches
+(``worker/model/tagger.py: TRIM_INTERVAL``; ``0`` = after every batch, ``off`` = never).
 
 ``--precision`` applies to a RaNER dir (an artifact is always INT8); without ``--model``
 it picks the generated artifact (int8) or the generated RaNER dir (fp32/bf16).
@@ -51,7 +55,7 @@ def _vmhwm_mib() -> float:
 
 
 def child(model: Path, *, precision: str, docs: int, limit: int | None, threads: int,
-          batch_tokens: int | None, engine: str) -> None:
+          batch_tokens: int | None, engine: str, trim_interval: str | None) -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
@@ -65,6 +69,12 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
     if precision == "bf16":
         kwargs["bf16"] = True
     tagger = load_tagger(model, **kwargs)
+    if trim_interval == "off":
+        tagger.trim_heap = False
+    elif trim_interval is not None:
+        import worker.model.tagger as tagger_module
+
+        tagger_module.TRIM_INTERVAL = float(trim_interval)
     tagger.annotate(["新华社北京电，张伟在上海复旦大学参加会议。"])
     ready = time.perf_counter() - T0
     from worker.model.bio import read_bio
@@ -120,6 +130,8 @@ def main(args: argparse.Namespace) -> None:
                 cmd += ["--engine", args.engine]
             if args.limit:
                 cmd += ["--limit", str(args.limit)]
+            if args.trim_interval is not None:
+                cmd += ["--trim-interval", args.trim_interval]
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
             if proc.returncode:
                 sys.exit(proc.stderr)
@@ -127,7 +139,7 @@ def main(args: argparse.Namespace) -> None:
     med = {k: statistics.median(r[k] for r in rows) for k in
            ("chars_per_s", "e2e_chars_per_s", "chars_per_cpu_s", "vmhwm_mib", "ready_s", "seconds")}
     print(f"{label}, precision {args.precision}, engine {args.engine or 'auto'}, batch tokens "
-          f"{args.batch_tokens or 'default'}, {args.threads} threads, MSRA test {rows[0]['chars']} chars "
+          f"{args.batch_tokens or 'default'}, trim interval {args.trim_interval or 'default'}, {args.threads} threads, MSRA test {rows[0]['chars']} chars "
           f"in calls of {args.docs} sentences, medians of {args.runs} fresh processes")
     print(f"{'chars/s':>9} {'e2e chars/s':>12} {'chars/cpu-s':>12} {'tag s':>7} {'peak MiB':>9} {'ready s':>8} "
           f"{'entities':>9} transformers")
@@ -148,6 +160,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--batch-tokens", type=int, default=None, help="tagger token budget per batch (default: its own)")
     p.add_argument("--engine", default="", help="INT8 kernels: fbgemm (default), onednn")
+    p.add_argument("--trim-interval", default=None,
+                   help="seconds between heap trims within a call (0: every batch; off: never; default: the tagger's)")
     return p.parse_args()
 
 
@@ -155,6 +169,6 @@ if __name__ == "__main__":
     ARGS = _parse()
     if ARGS.child:
         child(ARGS.child, precision=ARGS.precision, docs=ARGS.docs, limit=ARGS.limit, threads=ARGS.threads,
-              batch_tokens=ARGS.batch_tokens, engine=ARGS.engine)
+              batch_tokens=ARGS.batch_tokens, engine=ARGS.engine, trim_interval=ARGS.trim_interval)
     else:
         main(ARGS)

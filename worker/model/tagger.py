@@ -40,9 +40,11 @@ DEFAULT_BATCH_TOKENS = 512
 # glibc keeps the freed activations of each batch in a heap that fragments and grows within a
 # call, so the heap is trimmed (malloc_trim) between batches at most this often (seconds).
 # Worker-sized calls (200k chars incl. 2k-20k-char documents): peak 468-537 MiB untrimmed,
-# 307-332 MiB trimmed after every batch. Trimming costs the next batch page faults: after every
-# batch 3-13 % of the speed on MSRA test sentences (~40 ms batches, 297-299 MiB vs 441-479
-# untrimmed); at most every 0.25 s, 0-3 % at 335-337 MiB (runs interleaved; model card).
+# 307-332 MiB trimmed after every batch. Trimming costs the next batch page faults. MSRA test,
+# `bench/tagger_speed.py --trim-interval off|0.25|0`, 2 runs each interleaved: never 8,448 /
+# 8,986 chars/s at 467-472 MiB; at most every 0.25 s 7,303 / 8,367 (~-10 %) at 346-354 MiB;
+# after every batch 7,065 / 6,770 (-19 %) at 299-300 MiB. 0.5-1 s: 359-377 MiB, speed within
+# noise of never. 0.25 s keeps a real worker child under 400 MiB (383, bench/memory_soak.py).
 TRIM_INTERVAL = 0.25
 # A batch is closed when adding a window would make more than this share of it padding.
 MAX_PADDING = 0.2
