@@ -64,7 +64,8 @@ def test_smoothing_shrinks_all_int8_error_on_outlier_activations(tiny) -> None:
         ref = _emissions(loaded, texts)
         if smooth:
             smooth_ffn(loaded.model, _calibrated(loaded, calib), alpha=0.8)
-        quantize_model(loaded.model)
+        # FP32 embeddings: the error measured is the Linears' activation rounding alone
+        quantize_model(loaded.model, int8_embeddings=False)
         return float((_emissions(loaded, texts) - ref).abs().mean())
 
     plain, smoothed = int8_error(False), int8_error(True)

@@ -1,9 +1,11 @@
 """INT8 model artifacts: quantize once, load many times without the FP32 model.
 
 Dynamic INT8 (``quantize_dynamic``) is applied to the encoder's Linear layers
-with per-channel weight scales; embeddings, LayerNorms, the small output Linear
-and the CRF stay float (they are a tiny share of the compute, and keeping the
-output layer float keeps entity scores close to FP32).
+with per-channel weight scales; the word-embedding table is stored as row-wise INT8
+(:mod:`worker.model.qembed`, three quarters of the file otherwise); position
+embeddings, LayerNorms, the small output Linear and the CRF stay float (they are a
+tiny share of the compute, and keeping the output layer float keeps entity scores
+close to FP32).
 
 An artifact directory holds ``model.pt`` (the quantized state dict),
 ``config.json``, ``vocab.txt``, ``tokenizer_config.json``, ``labels.json`` and
@@ -38,6 +40,7 @@ from worker.model.checkpoint import (
 )
 from worker.model.errors import ModelLoadError
 from worker.model.heap import file_mappings, release_pages, trim
+from worker.model.qembed import add_int8_embedding_slot, quantize_word_embeddings
 from worker.model.smooth import DEFAULT_ALPHA, add_scale_slots, ffn_input_absmax, smooth_ffn
 from worker.model.tagnet import TaggerNet
 
@@ -47,18 +50,22 @@ PACKED = "._packed_params._packed_params"
 ARTIFACT_FILES = ("model.pt", "config.json", "vocab.txt", "tokenizer_config.json", "labels.json", "manifest.json")
 
 
-def quantize_model(model: nn.Module, *, keep_float: Sequence[str] = (), engine: str = "") -> nn.Module:
+def quantize_model(model: nn.Module, *, keep_float: Sequence[str] = (), engine: str = "",
+                   int8_embeddings: bool = True) -> nn.Module:
     """Quantize the encoder's Linear layers to dynamic INT8 in place; returns ``model``.
 
     Args:
         keep_float: encoder module names (e.g. ``encoder.layer.5.output.dense``) left in FP32;
             a few outlier-heavy layers cost most of the INT8 accuracy loss of small encoders.
         engine: INT8 kernel library (see :func:`choose_engine`).
+        int8_embeddings: store the word embeddings as row-wise INT8 too (:mod:`~worker.model.qembed`).
     """
     choose_engine(engine)
     model.eval()
     names = [n for n, m in model.encoder.named_modules() if isinstance(m, nn.Linear) and n not in set(keep_float)]
     quantize_dynamic(model.encoder, {n: per_channel_dynamic_qconfig for n in names}, dtype=torch.qint8, inplace=True)
+    if int8_embeddings:
+        quantize_word_embeddings(model)
     return model
 
 
@@ -121,6 +128,7 @@ def quantize(
     keep_float: Sequence[str] = (),
     calibration: Sequence[str] = (),
     smooth_alpha: float = DEFAULT_ALPHA,
+    int8_embeddings: bool = True,
 ) -> Path:
     """Write an INT8 artifact for the RaNER checkpoint ``src_dir`` into ``out_dir``.
 
@@ -131,6 +139,7 @@ def quantize(
         calibration: texts (training text, never test) to smooth the FFNs on before quantizing
             (see :mod:`worker.model.smooth`); none: no smoothing.
         smooth_alpha: SmoothQuant's migration strength, used with ``calibration``.
+        int8_embeddings: store the word embeddings as row-wise INT8 (4x smaller file).
 
     Raises:
         ModelLoadError: ``src_dir`` is not a valid checkpoint.
@@ -148,7 +157,7 @@ def quantize(
         texts = list(calibration)
         smooth_ffn(loaded.model, ffn_input_absmax(loaded.model, lambda: tagger.annotate(texts)), smooth_alpha)
         smoothing = {"alpha": smooth_alpha, "texts": len(texts)}
-    quantize_model(loaded.model, keep_float=keep_float)
+    quantize_model(loaded.model, keep_float=keep_float, int8_embeddings=int8_embeddings)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "model.pt.tmp"
     torch.save(loaded.model.state_dict(), tmp)
@@ -172,6 +181,7 @@ def quantize(
         "max_length": min(loaded.max_length, max_length or loaded.max_length),
         "float_modules": sorted(keep_float),
         "smoothing": smoothing,
+        "word_embeddings": "int8-rowwise" if int8_embeddings else "float32",
         "pooler": loaded.model.encoder.pooler is not None,
         "num_labels": len(loaded.labels),
     }
@@ -213,6 +223,8 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     _swap_empty_quantized(model.encoder, keep_float=set(manifest.get("float_modules", ())))
     if manifest.get("smoothing"):
         add_scale_slots(model, device="meta")
+    if manifest.get("word_embeddings") == "int8-rowwise":  # older artifacts have no entry: float32
+        add_int8_embedding_slot(model, device="meta")
     try:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)
     except Exception as exc:

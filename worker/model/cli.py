@@ -51,8 +51,11 @@ def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
               show_default=True, help="Texts of --calibration used.")
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0), default=DEFAULT_ALPHA, show_default=True,
               help="How much of the activation outliers smoothing moves into the weights.")
+@click.option("--float-embeddings", is_flag=True,
+              help="Keep the word embeddings FP32 (default: row-wise INT8, a 4x smaller table).")
 def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple[str, ...],
-                 calibration: Path | None, calibration_texts: int, smooth_alpha: float) -> None:
+                 calibration: Path | None, calibration_texts: int, smooth_alpha: float,
+                 float_embeddings: bool) -> None:
     """Write an INT8 artifact for the RaNER checkpoint SRC."""
     from worker.model.artifact import quantize
     from worker.model.errors import ModelError
@@ -61,7 +64,7 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
     try:
         texts = read_texts(calibration, calibration_texts) if calibration else []
         got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
-                       smooth_alpha=smooth_alpha)
+                       smooth_alpha=smooth_alpha, int8_embeddings=not float_embeddings)
     except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     manifest = json.loads((got / "manifest.json").read_text())

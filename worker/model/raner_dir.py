@@ -68,6 +68,7 @@ def dequantize_artifact(artifact: Path, out: Path) -> Path:
 
     from worker.model.artifact import PACKED, is_artifact
     from worker.model.errors import ModelLoadError
+    from worker.model.qembed import dequantize_embedding_state
     from worker.model.smooth import unsmooth_state
 
     artifact, out = Path(artifact), Path(out)
@@ -87,7 +88,7 @@ def dequantize_artifact(artifact: Path, out: Path) -> Path:
                 floats[base + ".bias"] = bias.detach()
         elif not key.startswith(quantized) and not key.endswith(("position_ids", "token_type_ids")):
             floats[key] = value
-    floats = unsmooth_state(floats)  # a RaNER dir has plain FFNs
+    floats = unsmooth_state(dequantize_embedding_state(floats))  # a RaNER dir is plain FP32 BERT
     labels = json.loads((artifact / "labels.json").read_text(encoding="utf-8"))
     manifest = json.loads((artifact / "manifest.json").read_text())
     model = BertCrf(BertConfig.from_dict(json.loads((artifact / "config.json").read_text())), len(labels),
