@@ -37,24 +37,26 @@ def viterbi_numpy(
     """
     bsz, steps, n = emissions.shape
     rows = np.arange(bsz)
-    score = start[None] + emissions[:, 0]
-    history = np.zeros((max(steps - 1, 0), bsz, n), dtype=np.int64)
+    # Every row runs all steps, padding included: the score at a row's last real step only
+    # depends on its real steps, so it is read off afterwards instead of masking each step.
+    scores = np.empty((steps, bsz, n), dtype=np.result_type(start, trans, emissions))
+    scores[0] = start[None] + emissions[:, 0]
+    history = np.empty((max(steps - 1, 0), bsz, n), dtype=np.int64)
     for t in range(1, steps):
-        cand = score[:, :, None] + trans[None]  # (B, from, to)
-        idx = cand.argmax(axis=1)
-        history[t - 1] = idx
-        best = np.take_along_axis(cand, idx[:, None, :], axis=1)[:, 0]
-        live = (t < lengths)[:, None]
-        score = np.where(live, best + emissions[:, t], score)
+        cand = scores[t - 1][:, :, None] + trans[None]  # (B, from, to)
+        cand.argmax(axis=1, out=history[t - 1])
+        cand.max(axis=1, out=scores[t])
+        scores[t] += emissions[:, t]
+    score = scores[lengths - 1, rows]
     last = (score + end[None]).argmax(axis=1)
-    tags = np.zeros((bsz, steps), dtype=np.int64)
-    cur = last
-    for t in range(steps - 1, -1, -1):
-        if t < steps - 1:
-            prev = history[t, rows, cur]  # best tag at t given the tag at t+1
-            cur = np.where(t < lengths - 1, prev, cur)
-        cur = np.where(t == lengths - 1, last, cur)
-        tags[:, t] = np.where(t < lengths, cur, 0)
+    tags = np.empty((bsz, steps), dtype=np.int64)
+    tags[:, steps - 1] = cur = last
+    ends = lengths - 1
+    for t in range(steps - 2, -1, -1):
+        # At and past a row's last step its tag is ``last``; before it, follow the back-pointers.
+        cur = np.where(t >= ends, last, history[t, rows, cur])
+        tags[:, t] = cur
+    tags[np.arange(steps)[None] > ends[:, None]] = 0
     return tags
 
 
