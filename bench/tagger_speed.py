@@ -23,7 +23,8 @@ Usage::
         [--trim-interval SECONDS|off]
 
 ``--trim-interval`` overrides how often the tagger gives its freed heap back between batches
-(``worker/model/tagger.py: TRIM_INTERVAL``; ``0`` = after every batch, ``off`` = never).
+(``Tagger.trim_interval``, default ``worker/model/tagger.py: TRIM_INTERVAL``; ``0`` = after every
+batch, ``off`` = never).
 
 ``--precision`` applies to a RaNER dir (an artifact is always INT8); without ``--model``
 it picks the generated artifact (int8) or the generated RaNER dir (fp32/bf16).
@@ -69,12 +70,8 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
     if precision == "bf16":
         kwargs["bf16"] = True
     tagger = load_tagger(model, **kwargs)
-    if trim_interval == "off":
-        tagger.trim_heap = False
-    elif trim_interval is not None:
-        import worker.model.tagger as tagger_module
-
-        tagger_module.TRIM_INTERVAL = float(trim_interval)
+    if trim_interval is not None:
+        tagger.trim_interval = None if trim_interval == "off" else float(trim_interval)
     tagger.annotate(["新华社北京电，张伟在上海复旦大学参加会议。"])
     ready = time.perf_counter() - T0
     from worker.model.bio import read_bio

@@ -78,15 +78,15 @@ def test_heap_is_trimmed_between_batches_at_most_every_interval(rule_dir, monkey
     n_batches = len(tagger._batches([it for doc, t in enumerate(texts) for it in tagger._items(doc, t)]))
     assert n_batches >= 20
     # With no interval: after every batch, plus once at the end of the call
-    monkeypatch.setattr(tagger_mod, "TRIM_INTERVAL", 0.0)
+    tagger.trim_interval = 0.0
     got = tagger.annotate(texts)
     assert len(calls) == n_batches + 1
     # With a long interval: only at the end of the call, and the output is the same
     calls.clear()
-    monkeypatch.setattr(tagger_mod, "TRIM_INTERVAL", 3600.0)
+    tagger.trim_interval = 3600.0
     assert tagger.annotate(texts) == got and len(calls) == 1
     # And never when the tagger is told not to
     calls.clear()
-    tagger.trim_heap = False
+    tagger.trim_interval = None
     tagger.annotate(texts)
     assert calls == []

@@ -40,7 +40,7 @@ from worker.model.checkpoint import (
 )
 from worker.model.errors import ModelLoadError
 from worker.model.heap import file_mappings, release_pages, trim
-from worker.model.qembed import add_int8_embedding_slot, quantize_word_embeddings
+from worker.model.qembed import FLOAT_ROWS, INT8_ROWS, add_int8_embedding_slot, quantize_word_embeddings
 from worker.model.smooth import DEFAULT_ALPHA, add_scale_slots, ffn_input_absmax, smooth_ffn
 from worker.model.tagnet import TaggerNet
 
@@ -181,7 +181,7 @@ def quantize(
         "max_length": min(loaded.max_length, max_length or loaded.max_length),
         "float_modules": sorted(keep_float),
         "smoothing": smoothing,
-        "word_embeddings": "int8-rowwise" if int8_embeddings else "float32",
+        "word_embeddings": INT8_ROWS if int8_embeddings else FLOAT_ROWS,
         "pooler": loaded.model.encoder.pooler is not None,
         "num_labels": len(loaded.labels),
     }
@@ -223,7 +223,7 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     _swap_empty_quantized(model.encoder, keep_float=set(manifest.get("float_modules", ())))
     if manifest.get("smoothing"):
         add_scale_slots(model, device="meta")
-    if manifest.get("word_embeddings") == "int8-rowwise":  # older artifacts have no entry: float32
+    if manifest.get("word_embeddings", FLOAT_ROWS) == INT8_ROWS:
         add_int8_embedding_slot(model, device="meta")
     try:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)

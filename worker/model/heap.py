@@ -9,7 +9,7 @@ RSS grew to ~445-465 MiB. Two cures, measured on the same run:
 - :func:`trim` (``malloc_trim(0)``) after each ``annotate`` call: peak ~410 MiB, +~5 % CPU
   at 1 thread (the freed pages are faulted in again by the next call). At 2 threads on the
   whole MSRA test set: 465-510 vs 615-650 MiB peak, but ~14k vs ~16.5k chars/s. The tagger
-  does it by default (``Tagger(trim_heap=False)`` turns it off).
+  does it by default (``Tagger(trim_interval=None)`` turns it off).
 - :func:`pin_mmap_threshold`: peak ~355-390 MiB, but every activation is a fresh
   ``mmap`` whose pages fault in each time: ~2x CPU. Not used; kept for experiments.
 

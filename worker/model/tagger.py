@@ -75,10 +75,12 @@ class Tagger:
         max_length: int | None = None,
         overlap: int = DEFAULT_OVERLAP,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
-        trim_heap: bool = True,
+        trim_interval: float | None = TRIM_INTERVAL,
     ) -> None:
         self.loaded = loaded
-        self.trim_heap = trim_heap  # give freed activation memory back after each batch (heap.py)
+        # Give freed activation memory back between batches at most this often (seconds), and at
+        # the end of each call; None: never (heap.py).
+        self.trim_interval = trim_interval
         self.model = loaded.model
         self.labels = loaded.labels
         self.max_length = min(max_length or loaded.max_length, loaded.max_length)
@@ -159,11 +161,11 @@ class Tagger:
                     raise DeadlineExceeded(f"tagging passed its deadline with {len(items)} windows queued")
                 for item, spans in zip(batch, self._run(batch)):
                     found.setdefault(item.doc, []).append((item.window, spans))
-                if self.trim_heap and time.monotonic() - last_trim >= TRIM_INTERVAL:
+                if self.trim_interval is not None and time.monotonic() - last_trim >= self.trim_interval:
                     trim()
                     last_trim = time.monotonic()
         finally:
-            if self.trim_heap and items:
+            if self.trim_interval is not None and items:
                 trim()
         out: list[list[Entity]] = []
         for doc, text in enumerate(texts):
