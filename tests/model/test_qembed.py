@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -12,6 +13,7 @@ from test_artifact import _keys, _sample_texts
 from torch import nn
 
 from worker.model.artifact import load_artifact, quantize
+from worker.model.errors import ModelLoadError
 from worker.model.checkpoint import load_raner_dir
 from worker.model.qembed import Int8Embedding
 from worker.model.raner_dir import dequantize_artifact
@@ -75,6 +77,19 @@ def test_artifact_without_the_manifest_entry_loads_float_embeddings(tiny, tmp_pa
     # Then it still loads, with the float table it holds
     loaded = load_artifact(art)
     assert loaded.model.encoder.embeddings.word_embeddings.weight.dtype == torch.float32
+
+
+def test_unknown_or_mismatched_embedding_format_is_a_clear_load_error(tiny, tmp_path) -> None:
+    art = quantize(tiny("src", char_mode=True), tmp_path / "art")
+    manifest = json.loads((art / "manifest.json").read_text())
+    # A format this version does not know is named, not loaded as something else
+    (art / "manifest.json").write_text(json.dumps({**manifest, "word_embeddings": "int4"}))
+    with pytest.raises(ModelLoadError, match=r"manifest\.json: word_embeddings 'int4' is not 'float32' or 'int8-rowwise'"):
+        load_artifact(art)
+    # A manifest that says FP32 over a file holding INT8 rows names the tensor that does not fit
+    (art / "manifest.json").write_text(json.dumps({**manifest, "word_embeddings": "float32"}))
+    with pytest.raises(ModelLoadError, match=r"unexpected tensor.*word_embeddings\.scale"):
+        load_artifact(art)
 
 
 def test_write_back_gives_a_float_table_equal_to_the_int8_rows(tiny, tmp_path) -> None:

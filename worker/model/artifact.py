@@ -223,7 +223,10 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     _swap_empty_quantized(model.encoder, keep_float=set(manifest.get("float_modules", ())))
     if manifest.get("smoothing"):
         add_scale_slots(model, device="meta")
-    if manifest.get("word_embeddings", FLOAT_ROWS) == INT8_ROWS:
+    rows = manifest.get("word_embeddings", FLOAT_ROWS)
+    if rows not in (FLOAT_ROWS, INT8_ROWS):
+        raise ModelLoadError(f"{path}/manifest.json: word_embeddings {rows!r} is not {FLOAT_ROWS!r} or {INT8_ROWS!r}")
+    if rows == INT8_ROWS:
         add_int8_embedding_slot(model, device="meta")
     try:
         state = torch.load(path / "model.pt", map_location="cpu", weights_only=True, mmap=True)
