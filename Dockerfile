@@ -8,16 +8,14 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Install the CPU build of torch FIRST and explicitly from the PyTorch CPU index: the project pins
-# torch==2.13.0, and resolving that pin from PyPI would pull the multi-GB CUDA build.
-RUN pip install --index-url https://download.pytorch.org/whl/cpu "torch==2.13.0"
-
+# No torch: workers serve the ONNX artifact with onnxruntime, the API never loads a model.
+# (Training and conversion need `pip install '.[train]'` with the CPU torch wheel, outside this image.)
 # Dependencies change less often than code, so they get their own layer.
 COPY pyproject.toml README.m[d] ./
 COPY storage/ storage/
 COPY producer/ producer/
 COPY worker/ worker/
-RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu .
+RUN pip install . && ! python -c "import torch" 2>/dev/null
 
 # The default model is baked into the image so a worker container is self-contained; mount another
 # artifact over /app/models (see docker-compose.yml) to use a different one.

@@ -31,14 +31,13 @@ from _common import (
 def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[float, float, float]:
     """``(seconds, cpu_seconds, load_seconds)`` of one in-process pass (model loaded and warmed
     up first)."""
-    from worker.pipeline import WARMUP_TEXT, set_threads
+    from worker.pipeline import WARMUP_TEXT
     from worker.model.tagger import load_tagger
 
-    set_threads(threads)
     t0 = time.perf_counter()
     tagger = _TAGGERS.get(model)
     if tagger is None:
-        tagger = _TAGGERS[model] = load_tagger(model)
+        tagger = _TAGGERS[model] = load_tagger(model, threads=threads)
         tagger.annotate([WARMUP_TEXT])
     load = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Set up shiti in ./.venv on a fresh machine.
-#   scripts/bootstrap.sh          runtime only (enough for `shiti demo`)
-#   scripts/bootstrap.sh --test   plus test tools and the services the tests use
-#                                 (PostgreSQL and Chromium from Debian's packages, when root)
+#   scripts/bootstrap.sh          runtime only (enough for `shiti demo`): onnxruntime, no torch
+#   scripts/bootstrap.sh --test   plus training/conversion (torch, the `train` extra), test tools
+#                                 and the services the tests use (PostgreSQL and Chromium from
+#                                 Debian's packages, when root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -25,10 +26,10 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 . .venv/bin/activate
 python -m pip install -q --upgrade pip
-# torch first and pinned: the local 2.13.0 CPU wheel; any other spec would pull a CUDA build.
-python -m pip install -q "torch==2.13.0"
 if [ "$want_test" = 1 ]; then
-  python -m pip install -q -e ".[test]"
+  # torch first and pinned: the local 2.13.0 CPU wheel; any other spec would pull a CUDA build.
+  python -m pip install -q "torch==2.13.0"
+  python -m pip install -q -e ".[train,test]"
   # The modelscope parity test runs the real modelscope pipeline in a subprocess. modelscope
   # 1.40.2 imports transformers.onnx (gone in transformers 5) and datasets (which needs
   # huggingface_hub<2), so those two live in side folders put first on that subprocess's path.
@@ -39,4 +40,4 @@ if [ "$want_test" = 1 ]; then
 else
   python -m pip install -q -e .
 fi
-echo "bootstrap: ready ($(python -c 'import torch; print("torch", torch.__version__)'))"
+echo "bootstrap: ready ($(python -c 'import onnxruntime as o; print("onnxruntime", o.__version__)'))"

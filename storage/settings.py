@@ -56,9 +56,8 @@ class Settings:
     threads: int = 1
     max_length: int = 0  # 0 -> the model's own maximum
     overlap: int = 64
-    batch_tokens: int = 512  # windows x padded length per forward pass (worker/model/tagger.py)
     int8: bool = True
-    quant_engine: str = ""  # INT8 kernels: "" -> fbgemm; "onednn" (AMX) suits base-size models (model/artifact.py)
+    quant_engine: str = ""  # torch models only: "" -> fbgemm; "onednn" (AMX) suits base-size ones (model/artifact.py)
     # Input rules (reliability.md §5).
     max_chars: int = 5_000_000
     max_upload_bytes: int = 1 << 30  # REST uploads

@@ -90,13 +90,18 @@ def test_api_runs_shiti_serve_after_stores_are_healthy(compose: dict[str, Any]) 
         assert api["depends_on"][store]["condition"] == "service_healthy"
 
 
-def test_dockerfile_installs_cpu_torch_before_the_project() -> None:
+def test_image_and_serving_dependencies_carry_no_torch() -> None:
+    import tomllib
+
     text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
-    torch_line = re.search(r"pip install --index-url https://download.pytorch.org/whl/cpu .*torch", text)
-    project_line = re.search(r"pip install .*\s\.$", text, re.M)
-    assert torch_line and project_line
-    assert torch_line.start() < project_line.start()
+    # The image installs the project without extras, and checks torch did not come with it
+    assert re.search(r"^RUN pip install \. && ! python -c \"import torch\"", text, re.M)
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    names = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["dependencies"]}
+    assert "onnxruntime" in names and not names & {"torch", "transformers", "modelscope", "pytorch-crf"}
+    train = {re.split(r"[<>=\[ ]", dep)[0].lower() for dep in project["optional-dependencies"]["train"]}
+    assert {"torch", "transformers", "onnx"} <= train
 
 
 def test_env_example_covers_compose_variables(compose: dict[str, Any]) -> None:

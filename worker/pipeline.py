@@ -1,7 +1,7 @@
 """Texts in, entities out, for the task: load the configured tagger, annotate, isolate failures.
 
-torch is never imported here at module level (it lives under ``worker.model``); threads are set
-through a lazy import before the model loads.
+Nothing here imports torch: an ONNX model runs on onnxruntime, and only a torch model
+(a RaNER directory or a torch artifact) loads torch, under ``worker.model``.
 """
 
 from __future__ import annotations
@@ -27,17 +27,6 @@ class TaggerLike(Protocol):
     def annotate(self, texts: Sequence[str], *, deadline: float | None = None) -> list[list[Any]]: ...
 
 
-def set_threads(n: int) -> None:
-    """Fix torch's intra-op threads to ``n`` and inter-op to 1 (before any torch work)."""
-    import torch  # lazy: the parent process and the producer never import torch
-
-    torch.set_num_threads(n)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:  # already fixed in this process (a second init); harmless
-        pass
-
-
 def load_configured_tagger(settings: Settings) -> TaggerLike:
     """The tagger named by ``settings.model``: a model directory, or ``py:module:factory``
     (a zero-argument factory, used by tests to run workers on a fake tagger)."""
@@ -46,9 +35,8 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
         return getattr(importlib.import_module(module), factory or "make_tagger")()
     from worker.model.tagger import load_tagger
 
-    set_threads(settings.threads)
     return load_tagger(settings.model, max_length=settings.max_length or None, overlap=settings.overlap,
-                       batch_tokens=settings.batch_tokens, int8=settings.int8, engine=settings.quant_engine)
+                       int8=settings.int8, engine=settings.quant_engine, threads=settings.threads)
 
 
 def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings, *,

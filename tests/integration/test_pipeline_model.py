@@ -36,7 +36,7 @@ def test_worker_rows_equal_in_process_tagger(tmp_path: Path, redis_server: Redis
     assert (status["state"], status["done"]) == ("succeeded", len(docs))
     from worker.model.tagger import load_tagger
 
-    tagger = load_tagger(model_dir, overlap=16, batch_tokens=settings.batch_tokens, int8=True)
+    tagger = load_tagger(model_dir, overlap=16, int8=True)
     expected = {(d["id"], e.start, e.end, e.label, e.text)
                 for d in docs for e in tagger.annotate([d["text"]])[0]}
     got = stored_entities(settings, result.job_id)

@@ -28,7 +28,7 @@ def _keys(results) -> list[set]:
 @pytest.mark.parametrize("char_mode", [False, True])
 def test_artifact_round_trip_equals_quantize_at_load(tiny, tmp_path, char_mode: bool) -> None:
     src = tiny("src", scheme="BIOES", char_mode=char_mode, head_prefix=char_mode)
-    art = quantize(src, tmp_path / "art")
+    art = quantize(src, tmp_path / "art", fmt="torch")
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["mode"] == ("char" if char_mode else "word")
     assert len(manifest["sha256"]) == 64 and manifest["format_version"] == 1
@@ -45,7 +45,7 @@ def test_float_modules_and_max_length_round_trip(tiny, tmp_path) -> None:
     # Given layers kept FP32 and a training window recorded at quantize time
     src = tiny("src", scheme="BIO", char_mode=True)
     keep = ["encoder.layer.1.output.dense", "encoder.layer.0.attention.self.query"]
-    art = quantize(src, tmp_path / "art", max_length=24, keep_float=keep)
+    art = quantize(src, tmp_path / "art", max_length=24, keep_float=keep, fmt="torch")
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["float_modules"] == sorted(keep) and manifest["max_length"] == 24
     # When the artifact loads, those modules are float and the rest INT8
@@ -64,7 +64,7 @@ def test_float_modules_and_max_length_round_trip(tiny, tmp_path) -> None:
     texts = _sample_texts(30)
     assert Tagger(loaded, max_length=24).annotate(texts) == Tagger(ref, max_length=24).annotate(texts)
     with pytest.raises(ModelLoadError, match="no Linear"):
-        quantize(src, tmp_path / "bad", keep_float=["encoder.layer.9.nope"])
+        quantize(src, tmp_path / "bad", keep_float=["encoder.layer.9.nope"], fmt="torch")
 
 
 def test_int8_agrees_with_fp32_on_99_percent_of_entities(tiny) -> None:
@@ -79,7 +79,7 @@ def test_int8_agrees_with_fp32_on_99_percent_of_entities(tiny) -> None:
 
 
 def test_tampered_or_incomplete_artifact_is_rejected(tiny, tmp_path) -> None:
-    art = quantize(tiny("src"), tmp_path / "art")
+    art = quantize(tiny("src"), tmp_path / "art", fmt="torch")
     with open(art / "model.pt", "ab") as fh:
         fh.write(b"x")
     with pytest.raises(ModelLoadError, match="sha256"):
@@ -128,7 +128,7 @@ def test_quant_engine_choice_loads_and_tags_alike(tiny, tmp_path, engine: str) -
     from worker.model.artifact import choose_engine
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11)
-    art = quantize(src, tmp_path / "art")
+    art = quantize(src, tmp_path / "art", fmt="torch")
     texts = _sample_texts(200, seed=2)
     ref = _keys(load_tagger(art, max_length=64, engine="fbgemm").annotate(texts))
     got = _keys(load_tagger(art, max_length=64, engine=engine).annotate(texts))
@@ -150,7 +150,7 @@ def test_dequantized_artifact_is_a_raner_dir_that_tags_like_it(tiny, tmp_path, c
     from worker.model.train import init_model
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
-    art = quantize(src, tmp_path / "art", keep_float=["encoder.layer.1.output.dense"])
+    art = quantize(src, tmp_path / "art", keep_float=["encoder.layer.1.output.dense"], fmt="torch")
     back = dequantize_artifact(art, tmp_path / "back")
     # It is a RaNER dir: the loader reads it, with the artifact's labels and tokenization
     loaded = load_raner_dir(back)
@@ -171,7 +171,7 @@ def test_dequantized_artifact_is_a_raner_dir_that_tags_like_it(tiny, tmp_path, c
 
 
 def test_int8_weight_of_the_wrong_shape_is_named(tiny, tmp_path) -> None:
-    art = quantize(tiny("src"), tmp_path / "art")
+    art = quantize(tiny("src"), tmp_path / "art", fmt="torch")
     cfg = json.loads((art / "config.json").read_text())
     cfg["intermediate_size"] += 1  # only INT8 Linear weights depend on it
     (art / "config.json").write_text(json.dumps(cfg))

@@ -64,7 +64,7 @@ def test_worker_load_imports_transformers_only_in_word_mode(tiny, char_mode: boo
     from worker.model.artifact import quantize
 
     src = tiny("src", char_mode=char_mode)
-    art = quantize(src, src.parent / "art")
+    art = quantize(src, src.parent / "art", fmt="torch")
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
         "from worker.model.tagger import load_tagger;"

@@ -45,8 +45,8 @@ def test_each_value_within_half_a_step_of_its_row(rows: int, dim: int, spread: f
 
 def test_artifact_stores_int8_rows_and_tags_like_quantize_at_load(tiny, tmp_path) -> None:
     src = tiny("src", char_mode=True, scale=8.0, seed=3)
-    small = quantize(src, tmp_path / "int8")
-    big = quantize(src, tmp_path / "float", int8_embeddings=False)
+    small = quantize(src, tmp_path / "int8", fmt="torch")
+    big = quantize(src, tmp_path / "float", int8_embeddings=False, fmt="torch")
     manifests = [json.loads((d / "manifest.json").read_text()) for d in (small, big)]
     assert [m["word_embeddings"] for m in manifests] == ["int8-rowwise", "float32"]
     state = torch.load(small / "model.pt", weights_only=True)
@@ -70,7 +70,7 @@ def test_artifact_stores_int8_rows_and_tags_like_quantize_at_load(tiny, tmp_path
 def test_artifact_without_the_manifest_entry_loads_float_embeddings(tiny, tmp_path) -> None:
     # Given an artifact written before the entry existed (FP32 table, no "word_embeddings")
     src = tiny("src", char_mode=True)
-    art = quantize(src, tmp_path / "old", int8_embeddings=False)
+    art = quantize(src, tmp_path / "old", int8_embeddings=False, fmt="torch")
     manifest = json.loads((art / "manifest.json").read_text())
     del manifest["word_embeddings"]
     (art / "manifest.json").write_text(json.dumps(manifest))
@@ -80,7 +80,7 @@ def test_artifact_without_the_manifest_entry_loads_float_embeddings(tiny, tmp_pa
 
 
 def test_unknown_or_mismatched_embedding_format_is_a_clear_load_error(tiny, tmp_path) -> None:
-    art = quantize(tiny("src", char_mode=True), tmp_path / "art")
+    art = quantize(tiny("src", char_mode=True), tmp_path / "art", fmt="torch")
     manifest = json.loads((art / "manifest.json").read_text())
     # A format this version does not know is named, not loaded as something else
     (art / "manifest.json").write_text(json.dumps({**manifest, "word_embeddings": "int4"}))
@@ -94,7 +94,7 @@ def test_unknown_or_mismatched_embedding_format_is_a_clear_load_error(tiny, tmp_
 
 def test_write_back_gives_a_float_table_equal_to_the_int8_rows(tiny, tmp_path) -> None:
     src = tiny("src", char_mode=True)
-    art = quantize(src, tmp_path / "art")
+    art = quantize(src, tmp_path / "art", fmt="torch")
     rows = load_artifact(art).model.encoder.embeddings.word_embeddings.dequantize()
     back = load_raner_dir(dequantize_artifact(art, tmp_path / "back"))
     table = back.model.encoder.embeddings.word_embeddings
@@ -105,6 +105,6 @@ def test_quantize_cli_float_embeddings_flag(tiny, tmp_path) -> None:
     from worker.model.cli import model
 
     src = tiny("src", char_mode=True)
-    got = CliRunner().invoke(model, ["quantize", str(src), "--out", str(tmp_path / "a"), "--float-embeddings"])
+    got = CliRunner().invoke(model, ["quantize", str(src), "--out", str(tmp_path / "a"), "--float-embeddings", "--format", "torch"])
     assert got.exit_code == 0, got.output
     assert json.loads((tmp_path / "a" / "manifest.json").read_text())["word_embeddings"] == "float32"

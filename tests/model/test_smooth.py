@@ -89,7 +89,7 @@ def test_smoothed_artifact_round_trips_and_dequantizes_to_plain_bert(tiny, tmp_p
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
     calib = _sample_texts(50, seed=9)
-    art = quantize(src, tmp_path / "art", max_length=64, calibration=calib, smooth_alpha=0.7)
+    art = quantize(src, tmp_path / "art", max_length=64, calibration=calib, smooth_alpha=0.7, fmt="torch")
     manifest = json.loads((art / "manifest.json").read_text())
     assert manifest["smoothing"] == {"alpha": 0.7, "texts": 50} and manifest["float_modules"] == []
     # The artifact loads its scales and tags exactly like smoothing + quantizing in memory
@@ -110,7 +110,7 @@ def test_smoothed_artifact_round_trips_and_dequantizes_to_plain_bert(tiny, tmp_p
     same = sum(len(x & y) for x, y in zip(a, b))
     assert union > 300 and same / union >= 0.97, (same, union)
     # An unsmoothed artifact records no smoothing
-    assert json.loads((quantize(src, tmp_path / "plain") / "manifest.json").read_text())["smoothing"] is None
+    assert json.loads((quantize(src, tmp_path / "plain", fmt="torch") / "manifest.json").read_text())["smoothing"] is None
 
 
 def test_calibration_texts_from_bio_or_plain_text(tmp_path) -> None:

@@ -129,8 +129,13 @@ def quantize(
     calibration: Sequence[str] = (),
     smooth_alpha: float = DEFAULT_ALPHA,
     int8_embeddings: bool = True,
+    fmt: str = "onnx",
 ) -> Path:
     """Write an INT8 artifact for the RaNER checkpoint ``src_dir`` into ``out_dir``.
+
+    ``fmt`` ``"onnx"`` (what workers serve, :mod:`~worker.model.onnx_export`) or ``"torch"``
+    (``model.pt``). ``src_dir`` may also be a training run (its ``best/``) or, for ONNX, a
+    torch INT8 artifact (its smoothing is kept).
 
     Args:
         max_length: window size (tokens, specials included) recorded as the model's default,
@@ -145,6 +150,19 @@ def quantize(
         ModelLoadError: ``src_dir`` is not a valid checkpoint.
     """
     src, out = Path(src_dir), Path(out_dir)
+    if fmt not in ("onnx", "torch"):
+        raise ModelLoadError(f"unknown artifact format {fmt!r} (onnx or torch)")
+    if (src / "best" / "configuration.json").exists() and not (src / "configuration.json").exists():
+        src = src / "best"  # a training run: its best checkpoint
+    if is_artifact(src):
+        if fmt != "onnx" or calibration or keep_float:
+            raise ModelLoadError(f"{src} is already an INT8 artifact: it can only be exported to ONNX as it is")
+        from worker.model.onnx_export import export_onnx
+
+        art = load_artifact(src)
+        manifest = json.loads((src / "manifest.json").read_text())
+        return export_onnx(art, out, max_length=max_length or manifest.get("max_length"), source=str(src.resolve()),
+                           smoothing=manifest.get("smoothing"))
     loaded = load_raner_dir(src)
     unknown = set(keep_float) - {n for n, m in loaded.model.encoder.named_modules() if isinstance(m, nn.Linear)}
     if unknown:
@@ -157,6 +175,14 @@ def quantize(
         texts = list(calibration)
         smooth_ffn(loaded.model, ffn_input_absmax(loaded.model, lambda: tagger.annotate(texts)), smooth_alpha)
         smoothing = {"alpha": smooth_alpha, "texts": len(texts)}
+    if fmt == "onnx":
+        if keep_float:
+            raise ModelLoadError("--keep-float applies to torch artifacts only")
+        from worker.model.onnx_export import export_onnx
+
+        if not int8_embeddings:
+            raise ModelLoadError("ONNX artifacts always store int8 word-embedding rows")
+        return export_onnx(loaded, out, max_length=max_length, source=str(src.resolve()), smoothing=smoothing)
     quantize_model(loaded.model, keep_float=keep_float, int8_embeddings=int8_embeddings)
     out.mkdir(parents=True, exist_ok=True)
     tmp = out / "model.pt.tmp"

@@ -21,6 +21,16 @@ def model() -> None:
     """Fetch, quantize, evaluate and train NER models."""
 
 
+def _need_torch(what: str) -> None:
+    """Stop with an install hint when torch (the ``train`` extra) is absent: serving installs lack it."""
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        raise click.ClickException(
+            f"{what} needs torch: pip install 'shiti[train]' (after `pip install torch==2.13.0`, the CPU "
+            "wheel); serving ONNX artifacts does not") from None
+
+
 @model.command("fetch")
 @click.argument("model_id", default="damo/nlp_raner_named-entity-recognition_chinese-base-news")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Directory to download into.")
@@ -52,11 +62,14 @@ def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0), default=DEFAULT_ALPHA, show_default=True,
               help="How much of the activation outliers smoothing moves into the weights.")
 @click.option("--float-embeddings", is_flag=True,
-              help="Keep the word embeddings FP32 (default: row-wise INT8, a 4x smaller table).")
+              help="Keep the word embeddings FP32 (torch artifacts; default: row-wise INT8, a 4x smaller table).")
+@click.option("--format", "fmt", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
+              help="onnx: what workers serve (onnxruntime, no torch); torch: a model.pt artifact.")
 def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple[str, ...],
                  calibration: Path | None, calibration_texts: int, smooth_alpha: float,
-                 float_embeddings: bool) -> None:
-    """Write an INT8 artifact for the RaNER checkpoint SRC."""
+                 float_embeddings: bool, fmt: str) -> None:
+    """Write an INT8 artifact for SRC: a RaNER checkpoint, a training run, or (to ONNX) a torch artifact."""
+    _need_torch("shiti model quantize")
     from worker.model.artifact import quantize
     from worker.model.errors import ModelError
     from worker.model.smooth import calibration_texts as read_texts
@@ -64,19 +77,22 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
     try:
         texts = read_texts(calibration, calibration_texts) if calibration else []
         got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
-                       smooth_alpha=smooth_alpha, int8_embeddings=not float_embeddings)
+                       smooth_alpha=smooth_alpha, int8_embeddings=not float_embeddings, fmt=fmt)
     except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
     manifest = json.loads((got / "manifest.json").read_text())
-    size = (got / "model.pt").stat().st_size / 2**20
-    click.echo(f"wrote {got} ({size:.1f} MiB weights, mode {manifest['mode']}, sha256 {manifest['sha256'][:12]})")
+    weights = got / ("model.onnx" if fmt == "onnx" else "model.pt")
+    digest = manifest["files"]["model.onnx"] if fmt == "onnx" else manifest["sha256"]
+    click.echo(f"wrote {got} ({weights.stat().st_size / 2**20:.1f} MiB {weights.name}, mode {manifest['mode']}, "
+               f"sha256 {digest[:12]})")
 
 
 @model.command("dequantize")
 @click.argument("src", type=click.Path(exists=True, path_type=Path))
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="RaNER directory to write.")
 def dequantize_cmd(src: Path, out: Path) -> None:
-    """Write the INT8 artifact SRC back as an FP32 RaNER directory (e.g. to train it further)."""
+    """Write the torch INT8 artifact SRC back as an FP32 RaNER directory (e.g. to train it further)."""
+    _need_torch("shiti model dequantize")
     from worker.model.errors import ModelError
     from worker.model.raner_dir import dequantize_artifact
 
@@ -88,45 +104,56 @@ def dequantize_cmd(src: Path, out: Path) -> None:
 
 
 @model.command("evaluate")
-@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True, help="BIO file.")
+@click.option("--data", "data_files", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              required=True, help="BIO file (repeatable): scores per file and their macro average.")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
-              show_default=True, help="Artifact or RaNER directory.")
+              show_default=True, help="ONNX artifact, torch artifact or RaNER directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--threads", type=int, default=2, show_default=True)
-@click.option("--limit", type=int, default=None, help="Only the first N sentences.")
+@click.option("--limit", type=int, default=None, help="Only the first N sentences of each file.")
 @click.option("--fp32", is_flag=True, help="Do not quantize a RaNER directory at load.")
 @click.option("--max-length", type=int, default=None, help="Window size in tokens (default: the model's).")
-def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit: int | None, fp32: bool,
-                 max_length: int | None) -> None:
-    """Precision/recall/F1 and speed of a model on a BIO file."""
+def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, threads: int, limit: int | None,
+                 fp32: bool, max_length: int | None) -> None:
+    """Precision/recall/F1 (micro and per type) and speed of a model on BIO files."""
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
-    import torch
-
     from worker.model.errors import ModelError
-    from worker.model.evaluate import evaluate
+    from worker.model.evaluate import evaluate_files
+    from worker.model.onnx_model import is_onnx_artifact
     from worker.model.tagger import load_tagger
 
-    torch.set_num_threads(threads)
+    if not is_onnx_artifact(model_dir):
+        _need_torch(f"evaluating {model_dir} (not an ONNX artifact)")
+
     try:
-        tagger = load_tagger(model_dir, int8=not fp32, max_length=max_length)
-    except ModelError as exc:
+        tagger = load_tagger(model_dir, int8=not fp32, max_length=max_length, threads=threads)
+        result = evaluate_files(tagger, data_files, limit=limit)
+    except (ModelError, ValueError) as exc:
         raise click.ClickException(str(exc)) from exc
-    result = evaluate(tagger, data, limit=limit)
     if as_json:
-        click.echo(json.dumps(result, indent=2))
+        # One file: its scores at the top level (as before); several: per file plus the macro average.
+        click.echo(json.dumps(result["files"][str(data_files[0])] if len(data_files) == 1 else result, indent=2))
         return
-    click.echo(f"{result['sentences']} sentences, {result['chars']} chars, "
-               f"{result['seconds']} s ({result['chars_per_second']:.0f} chars/s)")
-    click.echo(f"P {result['precision']:.4f}  R {result['recall']:.4f}  F1 {result['f1']:.4f}")
-    for typ, row in result["per_type"].items():
-        click.echo(f"  {typ:4} P {row['precision']:.4f}  R {row['recall']:.4f}  F1 {row['f1']:.4f}  n={row['support']}")
+    for name, res in result["files"].items():
+        click.echo(f"{name}: {res['sentences']} sentences, {res['chars']} chars, "
+                   f"{res['seconds']} s ({res['chars_per_second']:.0f} chars/s)")
+        click.echo(f"  P {res['precision']:.4f}  R {res['recall']:.4f}  F1 {res['f1']:.4f}")
+        for typ, row in res["per_type"].items():
+            click.echo(f"    {typ:4} P {row['precision']:.4f}  R {row['recall']:.4f}  F1 {row['f1']:.4f}  "
+                       f"n={row['support']}")
+    if len(data_files) > 1:
+        click.echo(f"macro F1 {result['macro_f1']:.4f}")
 
 
 @model.command("train")
 @click.option("--init", required=True, type=click.Path(exists=True), help="BERT directory to start from.")
-@click.option("--train", "train_files", multiple=True, required=True, type=click.Path(exists=True))
-@click.option("--dev", type=click.Path(exists=True), default=None)
+@click.option("--train", "train_files", multiple=True, required=True, metavar="FILE[:WEIGHT]",
+              help="BIO training file (repeatable), optionally with a sampling weight: FILE:2 is seen twice per "
+                   "epoch, FILE:0.3 a random 30 %% of it.")
+@click.option("--dev", "dev_files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="BIO dev file (repeatable); the best checkpoint has the best macro-average F1 over them. "
+                   "None: 2,000 train sentences are carved off.")
 @click.option("--out", required=True, type=click.Path())
 @click.option("--layers", type=int, default=None, help="Keep only the first K encoder layers.")
 @click.option("--epochs", type=float, default=3.0, show_default=True)
@@ -146,7 +173,7 @@ def evaluate_cmd(data: Path, model_dir: Path, as_json: bool, threads: int, limit
               help="Weight of the emission-matching loss next to the CRF loss, with --teacher.")
 @click.option("--distill-loss", type=click.Choice(["mse", "kl"]), default="mse", show_default=True,
               help="Emission matching: squared score difference, or KL of per-character label distributions.")
-def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str, layers: int | None,
+def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...], out: str, layers: int | None,
               epochs: float, lr: float, head_lr: float, warmup: int, ckpt_every: int, batch_tokens: int,
               eval_every: int, threads: int, seed: int, max_steps: int | None, resume: bool,
               teacher: str | None, distill_weight: float, distill_loss: str) -> None:
@@ -155,10 +182,19 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev: str | None, out: str
     With --teacher it is distillation: initialise the student from the teacher with fewer
     --layers (``--init TEACHER --layers 3``) and it learns the gold tags and the teacher's emissions.
     """
+    _need_torch("shiti model train")
     from worker.model.errors import ModelError
-    from worker.model.train import TrainConfig, train
+    from worker.model.train import TrainConfig, parse_weighted, train
 
-    cfg = TrainConfig(init=init, train=list(train_files), out=out, dev=dev, layers=layers, epochs=epochs, lr=lr,
+    try:
+        specs = [parse_weighted(spec) for spec in train_files]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--train") from exc
+    for path, _ in specs:
+        if not Path(path).is_file():
+            raise click.BadParameter(f"{path} is not a file", param_hint="--train")
+    cfg = TrainConfig(init=init, train=[p for p, _ in specs], weights=[w for _, w in specs], out=out,
+                      dev=list(dev_files) or None, layers=layers, epochs=epochs, lr=lr,
                       head_lr=head_lr, warmup=warmup, ckpt_every=ckpt_every, batch_tokens=batch_tokens,
                       eval_every=eval_every, threads=threads, seed=seed, teacher=teacher,
                       distill_weight=distill_weight, distill_loss=distill_loss)

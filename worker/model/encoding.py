@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the tokenizer is passed in; importing transformers here would load it in workers
     from transformers import BertTokenizerFast
@@ -63,29 +63,39 @@ class CharEncoder:
 
 
 class WordEncoder:
-    """Word mode: BERT basic + WordPiece tokenization with fast-tokenizer offsets."""
+    """Word mode: BERT basic + WordPiece tokenization with offsets, on the ``tokenizers`` library.
 
-    def __init__(self, tokenizer: BertTokenizerFast) -> None:
-        self._tok = tokenizer
+    Takes a ``tokenizers.Tokenizer`` (see :func:`bert_wordpiece`) or a transformers fast
+    tokenizer (its backend is the same object), so serving needs neither transformers nor torch.
+    """
+
+    def __init__(self, tokenizer: Any) -> None:
+        self._tok = getattr(tokenizer, "backend_tokenizer", tokenizer)
 
     def encode(self, text: str) -> Encoded:
-        enc = self._tok(text, return_offsets_mapping=True, add_special_tokens=True)
-        word_ids = enc.word_ids()
-        offsets = enc["offset_mapping"]
+        enc = self._tok.encode(text)
         word_index: list[int] = []
         spans: list[tuple[int, int]] = []
         prev = None
-        for pos, wid in enumerate(word_ids):
+        for pos, (wid, (start, end)) in enumerate(zip(enc.word_ids, enc.offsets)):
             if wid is None:
                 continue
-            start, end = offsets[pos]
             if wid != prev:
                 word_index.append(pos)
                 spans.append((start, end))
             else:  # continuation sub-token extends the word
                 spans[-1] = (spans[-1][0], end)
             prev = wid
-        return Encoded(list(enc["input_ids"]), word_index, spans)
+        return Encoded(list(enc.ids), word_index, spans)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tok(text, add_special_tokens=False)["input_ids"])
+        return len(self._tok.encode(text, add_special_tokens=False).ids)
+
+
+def bert_wordpiece(vocab: dict[str, int], *, lower: bool) -> Any:
+    """The ``tokenizers.Tokenizer`` transformers' ``BertTokenizerFast`` builds for this vocab
+    (BertNormalizer, BertPreTokenizer, WordPiece, ``[CLS] ... [SEP]``)."""
+    from tokenizers.implementations import BertWordPieceTokenizer
+
+    return BertWordPieceTokenizer(vocab, lowercase=lower, strip_accents=None, clean_text=True,
+                                  handle_chinese_chars=True)

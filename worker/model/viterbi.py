@@ -10,10 +10,12 @@ Paths are checked against torchcrf's in the tests.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # the tagger (and so a serving worker) uses viterbi_numpy only: no torch
+    import torch
 
 
 def viterbi_numpy(
@@ -71,6 +73,8 @@ def viterbi(crf: Any, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tens
     Returns:
         (B, T) long tensor of tag ids; positions past a sequence's length are 0.
     """
+    import torch
+
     params = [p.detach().float().numpy() for p in (crf.start_transitions, crf.end_transitions, crf.transitions)]
     lengths = mask.sum(1).numpy()
     return torch.from_numpy(viterbi_numpy(*params, emissions.detach().float().numpy(), lengths))
