@@ -19,7 +19,7 @@ a temp dir (the shape of the shipped default model).
 Usage::
 
     python -W ignore bench/tagger_speed.py [--model DIR] [--runs 3] [--precision int8|fp32|bf16]
-        [--docs 64] [--limit N] [--threads 2] [--batch-tokens N] [--engine fbgemm|onednn]
+        [--docs 64] [--limit N] [--threads 2] [--engine fbgemm|onednn]
         [--trim-interval SECONDS|off]
 
 ``--trim-interval`` overrides how often the tagger gives its freed heap back between batches
@@ -56,7 +56,7 @@ def _vmhwm_mib() -> float:
 
 
 def child(model: Path, *, precision: str, docs: int, limit: int | None, threads: int,
-          batch_tokens: int | None, engine: str, trim_interval: str | None) -> None:
+          engine: str, trim_interval: str | None) -> None:
     sys.path.insert(0, str(REPO))
     import torch
 
@@ -65,8 +65,6 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
     from worker.model.tagger import load_tagger
 
     kwargs: dict = {"int8": precision == "int8", "engine": engine}
-    if batch_tokens:
-        kwargs["batch_tokens"] = batch_tokens
     if precision == "bf16":
         kwargs["bf16"] = True
     tagger = load_tagger(model, **kwargs)
@@ -121,8 +119,6 @@ def main(args: argparse.Namespace) -> None:
         for _ in range(args.runs):
             cmd = [sys.executable, "-W", "ignore", __file__, "--child", str(model), "--precision", args.precision,
                    "--docs", str(args.docs), "--threads", str(args.threads)]
-            if args.batch_tokens:
-                cmd += ["--batch-tokens", str(args.batch_tokens)]
             if args.engine:
                 cmd += ["--engine", args.engine]
             if args.limit:
@@ -135,8 +131,8 @@ def main(args: argparse.Namespace) -> None:
             rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     med = {k: statistics.median(r[k] for r in rows) for k in
            ("chars_per_s", "e2e_chars_per_s", "chars_per_cpu_s", "vmhwm_mib", "ready_s", "seconds")}
-    print(f"{label}, precision {args.precision}, engine {args.engine or 'auto'}, batch tokens "
-          f"{args.batch_tokens or 'default'}, trim interval {args.trim_interval or 'default'}, {args.threads} threads, MSRA test {rows[0]['chars']} chars "
+    print(f"{label}, precision {args.precision}, engine {args.engine or 'auto'}, "
+          f"trim interval {args.trim_interval or 'default'}, {args.threads} threads, MSRA test {rows[0]['chars']} chars "
           f"in calls of {args.docs} sentences, medians of {args.runs} fresh processes")
     print(f"{'chars/s':>9} {'e2e chars/s':>12} {'chars/cpu-s':>12} {'tag s':>7} {'peak MiB':>9} {'ready s':>8} "
           f"{'entities':>9} transformers")
@@ -155,7 +151,6 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--docs", type=int, default=64, help="sentences per annotate() call")
     p.add_argument("--limit", type=int, default=None, help="only the first N sentences")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--batch-tokens", type=int, default=None, help="tagger token budget per batch (default: its own)")
     p.add_argument("--engine", default="", help="INT8 kernels: fbgemm (default), onednn")
     p.add_argument("--trim-interval", default=None,
                    help="seconds between heap trims within a call (0: every batch; off: never; default: the tagger's)")
@@ -166,6 +161,6 @@ if __name__ == "__main__":
     ARGS = _parse()
     if ARGS.child:
         child(ARGS.child, precision=ARGS.precision, docs=ARGS.docs, limit=ARGS.limit, threads=ARGS.threads,
-              batch_tokens=ARGS.batch_tokens, engine=ARGS.engine, trim_interval=ARGS.trim_interval)
+              engine=ARGS.engine, trim_interval=ARGS.trim_interval)
     else:
         main(ARGS)

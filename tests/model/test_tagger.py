@@ -87,3 +87,26 @@ def test_heap_is_trimmed_between_windows_at_most_every_interval(rule_dir, monkey
     tagger.trim_interval = None
     tagger.annotate(texts)
     assert calls == []
+
+
+def test_multi_file_evaluate_sums_counts_per_file_and_averages_them(tmp_path) -> None:
+    from storage.domain import Entity
+    from worker.model.evaluate import evaluate_files
+
+    # Given two gold files and a tagger whose predictions are fixed by hand
+    (tmp_path / "a.txt").write_text("李\tB-PER\n明\tI-PER\n在\tO\n京\tB-LOC\n\n", encoding="utf-8")
+    (tmp_path / "b.txt").write_text("上\tB-ORG\n海\tI-ORG\n\n王\tB-PER\n\n", encoding="utf-8")
+    preds = {"李明在京": [Entity(0, 2, "PER", "李明", 1.0), Entity(3, 4, "ORG", "京", 1.0)],  # 1 of 2 right
+             "上海": [Entity(0, 2, "ORG", "上海", 1.0)], "王": []}  # 1 right, 1 missed
+
+    class Fixed:
+        def annotate(self, texts, **_):
+            return [preds[t] for t in texts]
+
+    got = evaluate_files(Fixed(), [tmp_path / "a.txt", tmp_path / "b.txt"])  # type: ignore[arg-type]
+    a, b = got["files"][str(tmp_path / "a.txt")], got["files"][str(tmp_path / "b.txt")]
+    # Then each file has its own micro counts and the macro average is their mean
+    assert (a["precision"], a["recall"], a["f1"]) == (0.5, 0.5, 0.5)
+    assert (b["precision"], b["recall"]) == (1.0, 0.5) and abs(b["f1"] - 2 / 3) < 1e-12
+    assert a["per_type"]["LOC"]["support"] == 1 and a["per_type"]["ORG"]["precision"] == 0.0
+    assert abs(got["macro_f1"] - (0.5 + 2 / 3) / 2) < 1e-12 and got["macro_precision"] == 0.75

@@ -196,3 +196,76 @@ def test_teacher_with_other_labels_or_vocab_is_refused_before_training(tmp_path:
                                          "--out", str(tmp_path / "s2"), "--teacher", str(teacher), "--threads", "1"])
     assert got.exit_code == 1 and "another vocab.txt" in got.output, got.output
     assert not (tmp_path / "s1" / "state.pt").exists() and not (tmp_path / "s2" / "state.pt").exists()
+
+
+def test_weighted_sampling_follows_the_weights() -> None:
+    from worker.model.train import epoch_order
+
+    # Given three files of 100, 40 and 1,000 examples at weights 1, 2.5 and 0.3
+    order = epoch_order([100, 40, 1000], [1.0, 2.5, 0.3], random.Random(13))
+    # Then one epoch holds each file as often as its weight says (fixed seed, counted)
+    counts = [sum(lo <= i < hi for i in order) for lo, hi in ((0, 100), (100, 140), (140, 1140))]
+    assert counts == [100, 100, 300]
+    # Whole passes see every example; a fractional share draws distinct ones
+    assert sorted(i for i in order if i < 100) == list(range(100))
+    big = [i for i in order if i >= 140]
+    assert len(set(big)) == 300
+    assert epoch_order([100, 40, 1000], [1.0, 2.5, 0.3], random.Random(13)) == order
+
+
+@pytest.mark.parametrize("spec,message", [("f.txt:0", "positive"), ("f.txt:-1", "positive"),
+                                          ("f.txt:abc", "not a number"), ("f.txt:inf", "positive")])
+def test_bad_weights_are_refused(spec: str, message: str) -> None:
+    from worker.model.train import parse_weighted
+
+    with pytest.raises(ValueError, match=message):
+        parse_weighted(spec)
+    assert parse_weighted("a:b/f.txt:2.5") == ("a:b/f.txt", 2.5) and parse_weighted("f.txt") == ("f.txt", 1.0)
+
+
+def test_multi_file_training_selects_on_the_macro_average(tmp_path: Path) -> None:
+    # Given two train files with weights and two dev files
+    init = _init_dir(tmp_path / "init")
+    a, b, dev_a, dev_b = (tmp_path / f"{n}.txt" for n in ("a", "b", "dev_a", "dev_b"))
+    _write_bio(a, 40, seed=1)
+    _write_bio(b, 20, seed=3)
+    _write_bio(dev_a, 8, seed=2)
+    _write_bio(dev_b, 8, seed=4)
+    cfg = TrainConfig(init=str(init), train=[str(a), str(b)], weights=[1.0, 2.0], dev=[str(dev_a), str(dev_b)],
+                      out=str(tmp_path / "run"), epochs=40, lr=2e-3, head_lr=2e-2, warmup=5, batch_tokens=512,
+                      max_words=62, eval_every=10, ckpt_every=10, threads=1, bf16=False)
+    # When it trains (and resumes once)
+    train(cfg, max_steps=10)
+    train(cfg, resume=True, max_steps=10)
+    # Then every evaluation logged F1 per dev file, and the selection rule; dev_f1 is their mean
+    log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
+    assert [r["step"] for r in log] == [10, 20]
+    for row in log:
+        assert set(row["dev_f1_per_file"]) == {str(dev_a), str(dev_b)}
+        assert abs(row["dev_f1"] - sum(row["dev_f1_per_file"].values()) / 2) < 1e-9
+        assert row["selection"].startswith("macro-average")
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["selection"].startswith("macro-average")
+
+
+def test_training_inputs_are_checked_before_training(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from worker.model.cli import model
+
+    init = _init_dir(tmp_path / "init")
+    good, empty_dev, bad = tmp_path / "good.txt", tmp_path / "empty.txt", tmp_path / "bad.txt"
+    _write_bio(good, 10, seed=1)
+    empty_dev.write_text("这\tO\n是\tO\n\n", encoding="utf-8")
+    bad.write_text("李\tB-PER\n明 B-PER\n\n", encoding="utf-8")
+    base = ["train", "--init", str(init), "--out", str(tmp_path / "run")]
+    cases = {
+        (f"{good}:0", None): "must be a positive number",
+        (f"{tmp_path}/missing.txt:2", None): "is not a file",
+        (str(good), str(empty_dev)): f"dev file {empty_dev} has no entities",
+        (str(bad), None): f"{bad}:2: expected 'CHAR<TAB>TAG'",
+    }
+    for (train_spec, dev), message in cases.items():
+        args = [*base, "--train", train_spec] + (["--dev", dev] if dev else [])
+        got = CliRunner().invoke(model, args)
+        assert got.exit_code != 0 and message in got.output, (args, got.output)
+    assert not (tmp_path / "run" / "state.pt").exists()
