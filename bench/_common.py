@@ -54,7 +54,7 @@ def base_parser(doc: str | None) -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------ model
 
 
-def random_model(shape: str = "small") -> Path:
+def random_model(shape: str = "small", fmt: str = "onnx") -> Path:
     """A random char-mode BERT-CRF (7 BIO labels, bert-base-chinese vocab) as an INT8 artifact.
 
     Cached under ``data/bench/``. Same shape means same speed as a trained model: the
@@ -62,7 +62,7 @@ def random_model(shape: str = "small") -> Path:
     about one entity per 30 characters, like MSRA's gold (27.9): an unbiased random model
     finds one per 2.5 and would inflate the cost of writing entities tenfold.
     """
-    out = RANDOM_MODELS / f"random-{shape}-int8"
+    out = RANDOM_MODELS / (f"random-{shape}-int8" if fmt == "onnx" else f"random-{shape}-torch-int8")
     if (out / "manifest.json").exists():
         return out
     import torch
@@ -78,10 +78,11 @@ def random_model(shape: str = "small") -> Path:
     model = BertCrf(cfg, len(BIO_LABELS))
     with torch.no_grad():
         model.linear.bias[BIO_LABELS.index("O")] += 1.75
-    raner = write_raner_dir(model, labels=BIO_LABELS, vocab=VOCAB, out=RANDOM_MODELS / f"random-{shape}-raner",
-                            char_mode=True)
+    raner = RANDOM_MODELS / f"random-{shape}-raner"
+    if not (raner / "configuration.json").exists():
+        write_raner_dir(model, labels=BIO_LABELS, vocab=VOCAB, out=raner, char_mode=True)
     del model
-    quantize(raner, out)
+    quantize(raner, out, fmt=fmt)
     return out
 
 

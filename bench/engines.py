@@ -69,15 +69,9 @@ def base_models() -> dict[str, Path]:
     """A random RaNER-base-shape checkpoint as a torch INT8 and an ONNX artifact (cached)."""
     sys.path.insert(0, str(ROOT / "bench"))
     sys.path.insert(0, str(ROOT))
-    from _common import RANDOM_MODELS, random_model
+    from _common import random_model
 
-    torch_art = random_model("base")  # writes RANDOM_MODELS/random-base-raner as well
-    onnx_art = RANDOM_MODELS / "random-base-onnx"
-    if not (onnx_art / "manifest.json").exists():
-        from worker.model.artifact import quantize
-
-        quantize(RANDOM_MODELS / "random-base-raner", onnx_art)
-    return {"torch-int8-base": torch_art, "onnx-int8-base": onnx_art}
+    return {"torch-int8-base": random_model("base", fmt="torch"), "onnx-int8-base": random_model("base")}
 
 
 def main() -> None:
