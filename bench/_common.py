@@ -318,19 +318,22 @@ class Pipeline:
 
 
 @contextmanager
-def pipeline(model: str, root: Path, *, workers: int = 1, threads: int = 1) -> Iterator[Pipeline]:
-    """Start redis and ``workers`` workers (``threads`` torch threads each) on a fresh data dir;
-    the workers have loaded and warmed up their model when this yields. Stops all by pid."""
+def pipeline(model: str, root: Path, *, workers: int = 1, threads: int = 1, **overrides: Any) -> Iterator[Pipeline]:
+    """Start redis and ``workers`` workers (``threads`` model threads each) on a fresh data dir;
+    the workers have loaded and warmed up their model when this yields. Stops all by pid.
+
+    ``overrides``: other settings (e.g. ``batch_docs=37``), for the workers and the submit command."""
     from storage.db import dispose_all
     from storage.settings import Settings
 
     data = root / f"data-{time.monotonic_ns()}"
-    env = {**os.environ, "SHITI_DATA_DIR": str(data), "SHITI_MODEL": model, "SHITI_THREADS": str(threads)}
+    env = {**os.environ, "SHITI_DATA_DIR": str(data), "SHITI_MODEL": model, "SHITI_THREADS": str(threads),
+           **{f"SHITI_{k.upper()}": str(v) for k, v in overrides.items()}}
     env.pop("SHITI_REDIS_URL", None)
     env.pop("SHITI_DATABASE_URL", None)
     started: list[Worker] = []
     with embedded_redis(data) as server:
-        settings = Settings(data_dir=data, model=model, threads=threads, redis_url=server.url)
+        settings = Settings(data_dir=data, model=model, threads=threads, redis_url=server.url, **overrides)
         try:
             for i in range(workers):
                 started.append(start_worker(settings, name=f"w{i}@bench", logdir=root))
