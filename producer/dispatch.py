@@ -110,11 +110,22 @@ def reconcile(settings: Settings, *, db: Database | None = None, publish_batches
     """Repair drift: return stale ``queued`` and lease-expired ``processing`` documents to
     ``pending``, recount every open job (finishing those that are complete), then dispatch.
 
+    ``queued`` is stale after ``settings.lost_queued_seconds`` when the broker queue is empty,
+    else after ``settings.stale_queued_after``.
+
     Returns:
         ``{"requeued": n, "recounted": n, "published": n}``.
     """
     db = db or get_database(settings)
-    requeued = repo.requeue_stale(db, stale_queued_after=settings.stale_queued_after)
+    stale_after = settings.stale_queued_after
+    try:
+        if queue_depth(settings) == 0:
+            # No message is waiting: a queued document this old was in a message that was lost or
+            # is held by a dead worker (kombu would restore it only after the visibility timeout).
+            stale_after = min(stale_after, settings.lost_queued_seconds)
+    except redis.RedisError:
+        pass  # broker down: the long threshold only; dispatch below will say what is wrong
+    requeued = repo.requeue_stale(db, stale_queued_after=stale_after)
     jobs = repo.open_jobs(db)
     for jid in jobs:
         repo.recount(db, jid)

@@ -230,7 +230,11 @@ def unqueue(db: Database, doc_ids: Sequence[int]) -> int:
 
 def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None = None) -> int:
     """Return lost work to ``pending``: ``queued`` rows older than the threshold and
-    ``processing`` rows whose lease expired. Attempts are kept, so poison still ends."""
+    ``processing`` rows whose lease expired. Attempts are kept, so poison still ends.
+
+    The caller passes a short ``stale_queued_after`` only when no message can still be waiting
+    for these rows (the broker queue is empty); a late duplicate message is harmless anyway,
+    since claims are fenced."""
     now = time.time() if now is None else now
     with db.write() as conn:
         open_jobs = select(job.c.id).where(job.c.status.in_((J.SUBMITTED, J.RUNNING)))
@@ -345,6 +349,18 @@ def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: f
         )
         return [ClaimedDocument(int(r.id), r.ext_id, r.text, int(r.n_chars), int(r.attempts), token)
                 for r in rows]
+
+
+def renew(db: Database, *, lease_token: str, lease_seconds: float, now: float | None = None) -> int:
+    """Extend the lease of every document still ``processing`` under ``lease_token`` to
+    ``now + lease_seconds``; returns how many. Fenced: a document another claimant took over (or
+    that is finished, released or requeued) has another token or status and is left alone, so a
+    renewal never revives a lease that was lost."""
+    now = time.time() if now is None else now
+    with db.write() as conn:
+        return int(conn.execute(update(document).where(
+            document.c.lease_token == lease_token, document.c.status == D.PROCESSING,
+        ).values(lease_expires_at=now + lease_seconds)).rowcount or 0)
 
 
 def release(db: Database, *, doc_ids: Sequence[int], lease_token: str | None) -> int:

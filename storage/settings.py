@@ -36,7 +36,10 @@ class Settings:
     high_water: int = 8  # max batches waiting in the Redis queue
     ingest_chunk: int = 1_000  # documents per INSERT transaction at submit
     # Leases, attempts, Celery timing.
-    lease_seconds: int = 900
+    # A claim's lease, renewed every heartbeat_seconds while its batch runs (worker/heartbeat.py):
+    # a dead claimant's documents come back within lease + reconcile_interval, however long the batch.
+    lease_seconds: int = 30
+    heartbeat_seconds: float = 10.0
     max_attempts: int = 3
     visibility_timeout: int = 3600
     unacked_restore_interval: float = 10.0
@@ -45,7 +48,10 @@ class Settings:
     soft_time_limit: int = 1500
     time_limit: int = 1800
     stale_queued_seconds: int = 0  # 0 -> visibility_timeout + time_limit
-    reconcile_interval: float = 60.0  # worker parents reconcile this often (one at a time); 0 = off
+    # A queued document older than this while the broker queue is empty has no message that could
+    # still reach a worker (lost, or held by a dead one): the reconciler sends it again.
+    lost_queued_seconds: int = 120
+    reconcile_interval: float = 30.0  # worker parents reconcile this often (one at a time); 0 = off
     # Per-document deadline (layer 1 of the time limits): base + per 10k characters.
     doc_deadline_base: float = 30.0
     doc_deadline_per_10k: float = 1.0
@@ -66,6 +72,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.lease_seconds >= self.visibility_timeout:
             raise ValueError("lease_seconds must be below visibility_timeout")
+        if not 0 < self.heartbeat_seconds * 2 <= self.lease_seconds:
+            raise ValueError("heartbeat_seconds must be positive and at most half of lease_seconds "
+                             "(one late renewal must not lose the lease)")
         if self.soft_time_limit >= self.time_limit:
             raise ValueError("soft_time_limit must be below time_limit")
         if self.quant_engine not in QUANT_ENGINES:

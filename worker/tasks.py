@@ -15,6 +15,7 @@ from storage.errors import TransientError
 from storage.queue import TASK_ANNOTATE
 from storage.settings import Settings
 from worker.app import SETTINGS, app
+from worker.heartbeat import heartbeat
 from worker.pipeline import WARMUP_TEXT, TaggerLike, annotate_claimed, load_configured_tagger
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
             continue
         stats["claimed"] += len(claimed)
         try:
-            outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings)
+            with heartbeat(db, lease_token=claimed[0].lease_token, lease_seconds=settings.lease_seconds,
+                           interval=settings.heartbeat_seconds):
+                outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings)
             saved = repo.save_outcomes(db, job_id=job_id, lease_token=claimed[0].lease_token, outcomes=outcomes)
         except SoftTimeLimitExceeded:
             _release(db, doc_ids, claimed[0].lease_token)

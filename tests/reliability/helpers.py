@@ -25,12 +25,12 @@ FILLER = "今天的会议讨论了经济发展和城市建设等问题，代表�
 
 
 def short_settings(tmp_path: Path, server: RedisServer, **kw: Any) -> Settings:
-    """Test timing: VT 12 s, lease 8 s (< VT), soft/hard limits 4/6 s, sweeps every second,
+    """Test timing: VT 12 s, lease 8 s (< VT) renewed every 2 s, soft/hard limits 4/6 s, sweeps every second,
     reconcile every 2 s."""
     base: dict[str, Any] = dict(
         data_dir=tmp_path / "data", redis_url=server.url, model=CHAOS_MODEL, queue=f"q-{uuid.uuid4().hex[:8]}",
         batch_docs=16, batch_chars=20_000, high_water=4, visibility_timeout=12, lease_seconds=8,
-        soft_time_limit=4, time_limit=6, unacked_restore_interval=1, unacked_restore_throttle=1,
+        heartbeat_seconds=2, soft_time_limit=4, time_limit=6, unacked_restore_interval=1, unacked_restore_throttle=1,
         reconcile_interval=2, proc_alive_timeout=60, doc_deadline_base=2.0,
     )
     base.update(kw)
