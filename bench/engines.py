@@ -59,7 +59,7 @@ print(json.dumps({"chars_per_s": res["chars_per_second"], "f1": res["f1"], "char
 def run_once(repo: Path, model: Path, data: Path, threads: int, limit: int | None) -> dict:
     """One fresh process; its JSON result."""
     proc = subprocess.run([sys.executable, "-W", "ignore", "-c", CHILD, str(repo), str(model), str(data),
-                           str(threads), str(limit or "none")], capture_output=True, text=True, cwd=repo)
+                           str(threads), str(limit or "none")], capture_output=True, text=True, cwd=repo, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"{model} ({repo}) failed:\n{proc.stderr[-3000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])

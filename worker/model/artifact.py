@@ -16,7 +16,6 @@ weights are never materialized.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -40,6 +39,7 @@ from worker.model.checkpoint import (
 )
 from worker.model.errors import ModelLoadError
 from worker.model.heap import file_mappings, release_pages, trim
+from worker.model.onnx_model import sha256_file
 from worker.model.qembed import FLOAT_ROWS, INT8_ROWS, add_int8_embedding_slot, quantize_word_embeddings
 from worker.model.smooth import DEFAULT_ALPHA, add_scale_slots, ffn_input_absmax, smooth_ffn
 from worker.model.tagnet import TaggerNet
@@ -103,14 +103,6 @@ def choose_engine(requested: str = "") -> str:
         os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(ONEDNN_CACHE))
     torch.backends.quantized.engine = wanted
     return wanted
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _shiti_version() -> str:
@@ -199,7 +191,7 @@ def quantize(
         "kind": "shiti-int8-bert-crf",
         "source": str(src.resolve()),
         "weights": "model.pt",
-        "sha256": _sha256(out / "model.pt"),
+        "sha256": sha256_file(out / "model.pt"),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "shiti_version": _shiti_version(),
         "torch_version": torch.__version__,
@@ -238,7 +230,7 @@ def load_artifact(path: str | Path, *, verify: bool = False, engine: str = "") -
     manifest = json.loads((path / "manifest.json").read_text())
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ModelLoadError(f"{path}: artifact format {manifest.get('format_version')} != {FORMAT_VERSION}")
-    if verify and _sha256(path / "model.pt") != manifest["sha256"]:
+    if verify and sha256_file(path / "model.pt") != manifest["sha256"]:
         raise ModelLoadError(f"{path}/model.pt: sha256 does not match the manifest")
     labels = json.loads((path / "labels.json").read_text(encoding="utf-8"))
     shape = read_bert_config(path)

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from worker.model.charvocab import CharVocab
 from worker.model.checkpoint import LoadedModel
 from worker.model.encoding import Encoder, WordEncoder
-from worker.model.charvocab import CharVocab
 
 
 def set_threads(n: int) -> None:
