@@ -11,11 +11,15 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage.errors import InvalidTransition, NotFound, PermanentError, ShitiError, TransientError
 
 log = logging.getLogger(__name__)
+
+#: Seconds a client is asked to wait (``Retry-After``) when the database or broker is away.
+RETRY_AFTER = 5
 
 #: code -> HTTP status. The single source of truth for the error table in the OpenAPI docs.
 CODES: dict[str, int] = {
@@ -84,7 +88,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TransientError)
     async def _transient(_: Request, exc: TransientError) -> JSONResponse:
-        return error_response("unavailable", str(exc))
+        response = error_response("unavailable", str(exc))
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
+
+    @app.exception_handler(OperationalError)
+    async def _database_away(_: Request, exc: OperationalError) -> JSONResponse:
+        # The database is down, restarting or locked: nothing was lost, the client should retry.
+        log.warning("database unavailable: %s", str(exc.orig or exc).strip()[:200])
+        response = error_response("unavailable", "the database is unavailable right now; retry shortly")
+        response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response
 
     @app.exception_handler(ShitiError)
     async def _shiti(_: Request, exc: ShitiError) -> JSONResponse:

@@ -105,3 +105,34 @@ def test_extract_times_out_with_504_and_the_job_id(client: TestClient) -> None:
 
 def test_wrong_method_is_405(client: TestClient) -> None:
     assert_error(client.delete("/jobs"), 405, "method_not_allowed")
+
+
+def test_a_locked_database_answers_503_with_retry_after(tmp_path) -> None:
+    import sqlite3
+
+    from fastapi.testclient import TestClient
+
+    from producer.api import create_app
+    from storage.db import dispose_all
+    from tests.api.conftest import make_settings
+
+    # Given an API on SQLite that waits at most 200 ms for a lock
+    settings = make_settings(tmp_path, busy_timeout_ms=200)
+    with TestClient(create_app(settings)) as client:
+        docs = [{"id": "a", "text": "李明在北京。"}]
+        assert client.get("/jobs").status_code == 200  # the schema exists
+        # When another process holds the database's write lock
+        lock = sqlite3.connect(settings.sqlalchemy_url.removeprefix("sqlite:///"))
+        lock.execute("BEGIN EXCLUSIVE")
+        try:
+            got = client.post("/jobs", json=docs)
+            # Then a submit is answered "unavailable, retry" instead of a 500, and nothing is stored
+            assert got.status_code == 503 and got.headers["Retry-After"] == "5"
+            assert got.json()["error"]["code"] == "unavailable"
+        finally:
+            lock.rollback()
+            lock.close()
+        assert client.get("/jobs").json()["items"] == []
+        # And once the lock is gone the same request succeeds
+        assert client.post("/jobs", json=docs).status_code == 202
+    dispose_all()
