@@ -100,11 +100,12 @@ def _topup(settings: Settings, db: Database) -> None:
         log.warning("queue top-up failed; the reconciler will send the rest", exc_info=True)
 
 
-# Retries are for transient infrastructure errors only, and their countdown stays far below the
+# Retries are for transient infrastructure errors only (a database restarting or locked: twelve
+# backed-off tries with jitter span several minutes), and their countdown stays far below the
 # visibility timeout (an ETA longer than VT is delivered again and again, reliability.md §1).
 @app.task(name=TASK_ANNOTATE, bind=True, autoretry_for=(OperationalError, TransientError),
           retry_backoff=True, retry_backoff_max=max(1, min(60, SETTINGS.visibility_timeout // 4)),
-          retry_jitter=True, max_retries=5)
+          retry_jitter=True, max_retries=12)
 def annotate_batch(self: Any, job_id: str, doc_ids: list[int]) -> dict[str, int]:
     """Celery entry point; arguments are the ``storage.queue.BatchMessage`` fields."""
     return run_batch(SETTINGS, job_id=job_id, doc_ids=[int(i) for i in doc_ids], owner=self.request.id)
