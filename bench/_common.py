@@ -34,7 +34,9 @@ if str(REPO) not in sys.path:
 SHARED = REPO.parent / "shared" / "data"
 VOCAB = SHARED / "vocab" / "bert-base-chinese-vocab.txt"
 MSRA_TEST = SHARED / "msra" / "test.txt"
-DEFAULT_MODEL = REPO / "models" / "shiti-msra-small"
+from storage.settings import DEFAULT_MODEL as _DEFAULT  # noqa: E402 (after the sys.path line)
+
+DEFAULT_MODEL = Path(_DEFAULT)
 RANDOM_MODELS = REPO / "data" / "bench"  # gitignored
 BIO_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 SMALL_SHAPE = {"num_hidden_layers": 6, "hidden_size": 384, "num_attention_heads": 12, "intermediate_size": 1536}
@@ -45,7 +47,7 @@ def base_parser(doc: str | None) -> argparse.ArgumentParser:
     """``--model DIR`` and ``--runs N``, shared by every script."""
     p = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0])
     p.add_argument("--model", default=str(DEFAULT_MODEL),
-                   help="model dir (default models/shiti-msra-small; a random model of the same "
+                   help="model dir (default: the shipped default model; a random model of the same "
                         "shape is built when it does not exist)")
     p.add_argument("--runs", type=int, default=3, help="runs per measurement (medians are printed)")
     return p
@@ -92,7 +94,7 @@ def resolve_model(path: str) -> tuple[str, str]:
         return str(Path(path).resolve()), Path(path).name
     if Path(path).resolve() != DEFAULT_MODEL.resolve():
         raise SystemExit(f"no model at {path}")
-    return str(random_model("small")), "random 6x384 INT8 (shiti-msra-small not trained yet)"
+    return str(random_model("small")), "random 6x384 INT8 (the default model is missing)"
 
 
 # ----------------------------------------------------------------------------------------- corpus

@@ -63,8 +63,31 @@ def _startup_checks(sender: object = None, **_: object) -> None:
         problems = startup_problems(SETTINGS, app.conf, client)
     finally:
         client.close()
+    problems += _model_problems(SETTINGS.model)
     if problems:
         _refuse(problems)
+
+
+def _model_problems(model: str) -> list[str]:
+    """A model that cannot load must stop the worker before it takes a task (its pool child
+    would fail on every start). ONNX artifacts are checked file by file against their manifest."""
+    if model.startswith("py:"):
+        return []
+    from pathlib import Path
+
+    from worker.model.errors import ModelLoadError
+    from worker.model.onnx_model import is_onnx_artifact, verify_files
+
+    if not Path(model).is_dir():
+        return [f"model {model} is not a directory"]
+    if (Path(model) / "manifest.json").is_file() and not is_onnx_artifact(model):
+        return []  # a torch artifact: checked when the child loads it
+    try:
+        if is_onnx_artifact(model):
+            verify_files(model)
+    except ModelLoadError as exc:
+        return [f"model: {exc}"]
+    return []
 
 
 _RECONCILER: list[object] = []

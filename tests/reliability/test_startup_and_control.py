@@ -130,3 +130,24 @@ def test_cancel_stops_taking_documents_and_retry_requeues_only_failed(tmp_path: 
     assert all(after[k]["attempts"] == 1 and after[k]["status"] == "failed" for k in rerun)
     assert after["surrogate"]["reason"] == "surrogate"
     assert (status["state"], status["done"], status["failed"]) == ("partially_failed", 30, 4)
+
+
+def test_worker_with_a_corrupt_model_refuses_to_start_and_takes_no_task(tmp_path: Path,
+                                                                        redis_server: RedisServer) -> None:
+    import shutil
+
+    from storage.settings import DEFAULT_MODEL
+
+    # Given a copy of the shipped model whose graph was truncated, and a queued job
+    model = tmp_path / "model"
+    shutil.copytree(DEFAULT_MODEL, model)
+    graph = (model / "model.onnx").read_bytes()
+    (model / "model.onnx").write_bytes(graph[: len(graph) // 2])
+    settings = short_settings(tmp_path, redis_server, model=str(model))
+    job = submit_corpus(settings, [dict(d) for d in make_texts(5)]).job_id
+    # When a worker starts on it, Then it refuses at once, naming the file, and claims nothing
+    argv, env = worker_command(settings)
+    done = _start_worker_expecting_refusal(env, argv)
+    assert done.returncode == 78
+    assert "refusing to start: model:" in done.stderr and "model.onnx: sha256 does not match" in done.stderr
+    assert {r["attempts"] for r in doc_rows(settings, job)} == {0}

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
+from storage.settings import DEFAULT_MODEL as _DEFAULT
 from worker.model.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
 
-REPO = Path(__file__).resolve().parents[2]
-DEFAULT_MODEL = REPO / "models" / "shiti-msra-small"
+DEFAULT_MODEL = Path(_DEFAULT)
 
 
 @click.group("model")

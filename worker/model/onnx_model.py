@@ -59,6 +59,29 @@ def artifact_hash(path: str | Path) -> str:
     return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
+def verify_files(path: str | Path) -> dict[str, Any]:
+    """Check an ONNX artifact's files against its manifest without loading the graph (cheap: a
+    worker parent runs it before starting its pool); returns the manifest.
+
+    Raises:
+        ModelLoadError: not a format-2 ONNX artifact, a file missing, or one the manifest did
+            not hash (changed or corrupt), each named.
+    """
+    path = Path(path)
+    manifest = _json(path / "manifest.json")
+    if manifest.get("kind") != ONNX_KIND or manifest.get("format_version") != ONNX_FORMAT:
+        raise ModelLoadError(f"{path}/manifest.json: not a format-{ONNX_FORMAT} ONNX artifact")
+    hashes = manifest.get("files") or {}
+    for name in ONNX_FILES:
+        if not (path / name).is_file():
+            raise ModelLoadError(f"{path}: not a complete ONNX artifact, missing {name}")
+        if name not in hashes:
+            raise ModelLoadError(f"{path}/manifest.json: no sha256 for {name}")
+        if sha256_file(path / name) != hashes[name]:
+            raise ModelLoadError(f"{path}/{name}: sha256 does not match the manifest (changed or corrupt)")
+    return manifest  # type: ignore[no-any-return]
+
+
 class OnnxModel:
     """An ONNX artifact loaded into an onnxruntime session (a tagger :class:`~worker.model.tagger.Engine`)."""
 
@@ -70,18 +93,7 @@ class OnnxModel:
                 hashed, or the graph, labels and CRF disagree on the number of labels.
         """
         self.source = path = Path(path)
-        manifest = _json(path / "manifest.json")
-        if manifest.get("kind") != ONNX_KIND or manifest.get("format_version") != ONNX_FORMAT:
-            raise ModelLoadError(f"{path}/manifest.json: not a format-{ONNX_FORMAT} ONNX artifact")
-        hashes = manifest.get("files") or {}
-        for name in ONNX_FILES:
-            if not (path / name).is_file():
-                raise ModelLoadError(f"{path}: not a complete ONNX artifact, missing {name}")
-            if name not in hashes:
-                raise ModelLoadError(f"{path}/manifest.json: no sha256 for {name}")
-            if sha256_file(path / name) != hashes[name]:
-                raise ModelLoadError(f"{path}/{name}: sha256 does not match the manifest (changed or corrupt)")
-        self.manifest = manifest
+        self.manifest = manifest = verify_files(path)
         self.labels: list[str] = _json(path / "labels.json")
         self.max_length = int(manifest.get("max_length", 512))
         tok = _json(path / "tokenizer_config.json")
