@@ -98,7 +98,7 @@ def test_few_steps_lower_loss_and_round_trip(tmp_path: Path) -> None:
     assert abs(_mean_loss(resumed, dev, init) - after) < 1e-4
     log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
     assert [r["step"] for r in log] == [20]
-    art = quantize(best, tmp_path / "art")
+    art = quantize(tmp_path / "run", tmp_path / "art")  # a training run: its best/ checkpoint, to ONNX
     result = evaluate(load_tagger(art), dev)
     assert result["sentences"] == 10 and 0.0 <= result["f1"] <= 1.0
     assert set(result["per_type"]) <= {"PER", "LOC", "ORG"}
