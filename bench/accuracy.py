@@ -8,7 +8,7 @@ model or a setting on it.
 
 Usage::
 
-    python -W ignore bench/accuracy.py --model models/shiti-msra-small [--model OTHER ...]
+    python -W ignore bench/accuracy.py --model models/shiti-zh-small [--model OTHER ...]
         [--splits ../runs/data] [--test] [--threads 2]
 """
 

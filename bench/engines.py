@@ -13,8 +13,8 @@ whether torch / transformers were imported.
 
 Usage::
 
-    python -W ignore bench/engines.py --run onnx=models/shiti-msra-small \\
-        --run torch=../runs/shiti-msra-small-torch@../old-checkout [--runs 3] [--threads 1]
+    python -W ignore bench/engines.py --run onnx=models/shiti-zh-small \\
+        --run torch=../runs/shiti-zh-small-torch@../old-checkout [--runs 3] [--threads 1]
         [--data FILE] [--limit N]
     python -W ignore bench/engines.py --base [--runs 3]   # a random RaNER-base shape (12 x 768),
         # written as a RaNER dir, a torch INT8 artifact and an ONNX artifact (cached under data/bench)

@@ -10,7 +10,7 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "SHITI_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = str(REPO_ROOT / "models" / "shiti-msra-small")
+DEFAULT_MODEL = str(REPO_ROOT / "models" / "shiti-zh-small")
 # INT8 kernel libraries of torch's x86 CPU builds ("" = the default, fbgemm); checked here so a
 # typo stops a worker at start-up (exit 78) instead of failing in every pool child.
 QUANT_ENGINES = ("", "fbgemm", "onednn", "x86")

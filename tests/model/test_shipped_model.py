@@ -17,6 +17,12 @@ CASES = {
     "中国人民银行决定下调存款准备金率。": {("中国人民银行", "ORG")},
     "记者张伟从广州报道：联合国秘书长安南今天抵达日本东京。": {
         ("张伟", "PER"), ("广州", "LOC"), ("联合国", "ORG"), ("安南", "PER"), ("日本", "LOC"), ("东京", "LOC")},
+    # Off news: a social-media post, two resume lines
+    "今天跟张伟去成都吃火锅了，好开心😀": {("张伟", "PER"), ("成都", "LOC")},
+    "@王小明 明天一起去北京看升旗吧！#国庆#": {("王小明", "PER"), ("北京", "LOC")},
+    "王建国，男，1965年出生，研究生学历，现任中国石油天然气集团公司副总经理。": {
+        ("王建国", "PER"), ("中国石油天然气集团公司", "ORG")},
+    "刘志强先生，1972年出生，本科学历，曾任招商银行深圳分行行长。": {("刘志强", "PER"), ("招商银行深圳分行", "ORG")},
 }
 
 
@@ -35,3 +41,13 @@ def test_shipped_model_finds_expected_entities(tagger, text: str) -> None:
     found = tagger.annotate([text])[0]
     assert {(e.text, e.label) for e in found} == CASES[text]
     assert all(text[e.start:e.end] == e.text for e in found)
+
+
+def test_shipped_model_tags_an_address_as_places(tagger) -> None:
+    # Corpora disagree on addresses (MSRA splits province/city/district, CLUENER tags the whole
+    # address): either way every character of the place part is inside a LOC, and nothing else
+    text = "收货地址：浙江省杭州市西湖区文三路90号，收件人李娜。"
+    found = tagger.annotate([text])[0]
+    place = range(text.index("浙江省"), text.index("西湖区") + 3)
+    assert all(any(e.label == "LOC" and e.start <= i < e.end for e in found) for i in place)
+    assert {(e.text, e.label) for e in found if e.label != "LOC"} == {("李娜", "PER")}
