@@ -18,6 +18,7 @@ from celery import Celery
 
 from storage import repo
 from storage.db import Database, get_database
+from storage.errors import TransientError
 from storage.queue import BatchMessage, make_celery, publish
 from storage.redis_server import broker_url
 from storage.settings import Settings
@@ -123,8 +124,8 @@ def reconcile(settings: Settings, *, db: Database | None = None, publish_batches
             # No message is waiting: a queued document this old was in a message that was lost or
             # is held by a dead worker (kombu would restore it only after the visibility timeout).
             stale_after = min(stale_after, settings.lost_queued_seconds)
-    except redis.RedisError:
-        pass  # broker down: the long threshold only; dispatch below will say what is wrong
+    except (redis.RedisError, TransientError):
+        pass  # no broker, or it is down: the long threshold only; dispatch below says what is wrong
     requeued = repo.requeue_stale(db, stale_queued_after=stale_after)
     jobs = repo.open_jobs(db)
     for jid in jobs:
