@@ -38,8 +38,8 @@ class Settings:
     # Leases, attempts, Celery timing.
     # A claim's lease, renewed every heartbeat_seconds while its batch runs (worker/heartbeat.py):
     # a dead claimant's documents come back within lease + reconcile_interval, however long the batch.
-    lease_seconds: int = 30
-    heartbeat_seconds: float = 10.0
+    lease_seconds: int = 20
+    heartbeat_seconds: float = 5.0
     max_attempts: int = 3
     visibility_timeout: int = 3600
     unacked_restore_interval: float = 10.0
@@ -51,7 +51,7 @@ class Settings:
     # A queued document older than this while the broker queue is empty has no message that could
     # still reach a worker (lost, or held by a dead one): the reconciler sends it again.
     lost_queued_seconds: int = 120
-    reconcile_interval: float = 30.0  # worker parents reconcile this often (one at a time); 0 = off
+    reconcile_interval: float = 20.0  # worker parents reconcile this often (one at a time); 0 = off
     # Per-document deadline (layer 1 of the time limits): base + per 10k characters.
     doc_deadline_base: float = 30.0
     doc_deadline_per_10k: float = 1.0
