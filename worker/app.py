@@ -80,11 +80,10 @@ def _model_problems(model: str) -> list[str]:
 
     if not Path(model).is_dir():
         return [f"model {model} is not a directory"]
-    if (Path(model) / "manifest.json").is_file() and not is_onnx_artifact(model):
-        return []  # a torch artifact: checked when the child loads it
+    if not is_onnx_artifact(model):
+        return []  # a torch artifact or RaNER directory: checked when the child loads it
     try:
-        if is_onnx_artifact(model):
-            verify_files(model)
+        verify_files(model)
     except ModelLoadError as exc:
         return [f"model: {exc}"]
     return []

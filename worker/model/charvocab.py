@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.model.encoding import Encoded
+from worker.model.encoding import Encoded, read_vocab
 
 _MAX_WORD_CHARS = 100
 # Code points of ids are written into a str: skip the surrogate block, which a str can
@@ -148,9 +148,7 @@ class CharVocab:
     @classmethod
     def from_file(cls, path: str | Path, *, lower: bool = True) -> CharVocab:
         """Read ``vocab.txt`` with BERT's ``load_vocab`` rule (one token a line, ``\\n`` stripped)."""
-        with open(path, encoding="utf-8") as fh:
-            vocab = {line.rstrip("\n"): i for i, line in enumerate(fh)}
-        return cls(vocab, lower=lower)
+        return cls(read_vocab(path), lower=lower)
 
     def ids_of(self, ch: str) -> tuple[int, ...]:
         """Ids of one character."""

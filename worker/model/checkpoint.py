@@ -23,6 +23,7 @@ import torch
 
 from worker.model.bert import BertShape
 from worker.model.charvocab import CharVocab
+from worker.model.encoding import read_tokenizer_config, read_vocab
 from worker.model.errors import ModelLoadError
 from worker.model.tagnet import TaggerNet
 
@@ -110,13 +111,6 @@ def read_bert_config(path: Path, num_labels: int | None = None) -> BertShape:
         raise ModelLoadError(f"{path}/config.json: invalid BERT config ({exc})") from exc
 
 
-def read_tokenizer_config(path: Path) -> tuple[bool, bool]:
-    """``(do_lower_case, char_mode)`` from ``tokenizer_config.json`` (defaults: lower, word mode)."""
-    tok_cfg_file = path / "tokenizer_config.json"
-    tok_cfg = _read_json(tok_cfg_file) if tok_cfg_file.exists() else {}
-    return bool(tok_cfg.get("do_lower_case", True)), bool(tok_cfg.get("is_split_into_words", False))
-
-
 def read_char_vocab(path: Path, *, lower: bool) -> CharVocab:
     """The char-mode id table from ``vocab.txt`` (no transformers)."""
     try:
@@ -136,9 +130,7 @@ def read_tokenizer(path: Path) -> tuple[BertTokenizerFast, bool]:
     try:
         # transformers 5 silently ignores ``vocab_file=`` (it builds a 5-token vocab), so the
         # vocab is read here and passed as a dict, with load_vocab's rules (rstrip "\n").
-        with open(path / "vocab.txt", encoding="utf-8") as fh:
-            vocab = {line.rstrip("\n"): i for i, line in enumerate(fh)}
-        tokenizer = BertTokenizerFast(vocab=vocab, do_lower_case=lower)
+        tokenizer = BertTokenizerFast(vocab=read_vocab(path / "vocab.txt"), do_lower_case=lower)
     except Exception as exc:  # tokenizers raises its own exception types
         raise ModelLoadError(f"{path}/vocab.txt: cannot build a tokenizer ({exc})") from exc
     return tokenizer, char_mode

@@ -10,12 +10,40 @@ Offsets are code-point offsets into the text given, end-exclusive.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # the tokenizer is passed in; importing transformers here would load it in workers
     from transformers import BertTokenizerFast
+
+
+def read_vocab(path: str | Path) -> dict[str, int]:
+    """``vocab.txt`` as token -> id, with BERT's ``load_vocab`` rule (one token a line, ``\n`` stripped)."""
+    with open(path, encoding="utf-8") as fh:
+        return {line.rstrip("\n"): i for i, line in enumerate(fh)}
+
+
+def read_tokenizer_config(path: Path) -> tuple[bool, bool]:
+    """``(do_lower_case, char_mode)`` from ``path/tokenizer_config.json`` (defaults: lower, word mode).
+
+    Raises:
+        ModelLoadError: the file exists but is not a JSON object.
+    """
+    from worker.model.errors import ModelLoadError
+
+    file = path / "tokenizer_config.json"
+    if not file.exists():
+        return True, False
+    try:
+        cfg = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{file}: cannot read JSON ({exc})") from exc
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{file}: expected a JSON object")
+    return bool(cfg.get("do_lower_case", True)), bool(cfg.get("is_split_into_words", False))
 
 
 @dataclass(frozen=True)

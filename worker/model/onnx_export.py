@@ -33,7 +33,7 @@ from worker.model.tagnet import TaggerNet
 
 OPSET = 17
 # onnxruntime's fused SkipLayerNormalization kernel ran slower than the LayerNormalization + Add
-# it replaces on one window at a time (bench/engines.py), so sessions are told to skip it.
+# it replaces on one window at a time (model card), so sessions are told to skip it.
 DISABLED_OPTIMIZERS = ["SkipLayerNormFusion"]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from worker.model.charvocab import CharVocab
-from worker.model.encoding import Encoder, WordEncoder, bert_wordpiece
+from worker.model.encoding import Encoder, WordEncoder, bert_wordpiece, read_tokenizer_config, read_vocab
 from worker.model.errors import ModelLoadError
 
 ONNX_FORMAT = 2  # manifest format_version of ONNX artifacts (torch artifacts are 1)
@@ -51,12 +51,6 @@ def is_onnx_artifact(path: str | Path) -> bool:
         return json.loads(manifest.read_text(encoding="utf-8")).get("kind") == ONNX_KIND
     except ValueError:
         return False
-
-
-def artifact_hash(path: str | Path) -> str:
-    """One sha256 naming an artifact's content: over its manifest's per-file hashes."""
-    files = _json(Path(path) / "manifest.json").get("files", {})
-    return hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
 
 
 def verify_files(path: str | Path) -> dict[str, Any]:
@@ -96,8 +90,7 @@ class OnnxModel:
         self.manifest = manifest = verify_files(path)
         self.labels: list[str] = _json(path / "labels.json")
         self.max_length = int(manifest.get("max_length", 512))
-        tok = _json(path / "tokenizer_config.json")
-        lower, char_mode = bool(tok.get("do_lower_case", True)), bool(tok.get("is_split_into_words", False))
+        lower, char_mode = read_tokenizer_config(path)
         self.char_mode = char_mode
         self.char_vocab: CharVocab | None = None
         self.word_encoder: Encoder | None = None
@@ -105,9 +98,7 @@ class OnnxModel:
             if char_mode:
                 self.char_vocab = CharVocab.from_file(path / "vocab.txt", lower=lower)
             else:
-                with open(path / "vocab.txt", encoding="utf-8") as fh:
-                    vocab = {line.rstrip("\n"): i for i, line in enumerate(fh)}
-                self.word_encoder = WordEncoder(bert_wordpiece(vocab, lower=lower))
+                self.word_encoder = WordEncoder(bert_wordpiece(read_vocab(path / "vocab.txt"), lower=lower))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"{path}/vocab.txt: cannot build the tokenizer ({exc})") from exc
         n = len(self.labels)

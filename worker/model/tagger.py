@@ -3,11 +3,10 @@
 **Every window runs alone** (a batch of one, never padded). Dynamic INT8 quantizes a
 Linear's input with one scale per tensor, so a window run in a batch got a scale set by its
 batch-mates and its padding, and the same document came out with other entities in another
-batching (64 of 600 documents of a hidden corpus, per the serving issue). Run alone, a
-window's activations, scales and tags are a function of its tokens and the model only, so a
-document's entities do not depend on what it is submitted with, the batch size, the worker
-or the attempt. With onnxruntime a window alone is also no slower than padded batches
-(bench/engines.py). Windows are balanced (a long text is cut into equal windows, see
+batching. Run alone, a window's activations, scales and tags are a function of its tokens and
+the model only, so a document's entities do not depend on what it is submitted with, the batch
+size, the worker or the attempt; padded batches were a little faster, not enough to give that
+up (see the model card). Windows are balanced (a long text is cut into equal windows, see
 :func:`~worker.windows.make_windows`), char-mode ids come from one ``str.translate`` per
 text, and everything after the encoder (softmax, Viterbi, picking non-``O`` tags) runs as
 NumPy array ops.
@@ -183,12 +182,10 @@ class Tagger:
     def _run(self, item: _Item) -> list[Found]:
         """Spans of one window, in document offsets."""
         token_em = self.engine.token_emissions(item.ids)
-        n_words = len(item.word_index) if item.word_index is not None else len(item.ids) - 2
-        emissions = token_em[item.word_index] if item.word_index is not None else token_em[1 : n_words + 1]
-        emissions = emissions[None]
-        path = viterbi_numpy(*self._crf, emissions, np.array([n_words]))[0]
+        # One row per word: its first sub-token (char mode without multi-piece chars: tokens 1..T-2).
+        em = token_em[item.word_index] if item.word_index is not None else token_em[1:-1]
+        path = viterbi_numpy(*self._crf, em[None], np.array([len(em)]))[0]
         # Probability of each chosen tag: softmax over labels, read at the path.
-        em = emissions[0]
         top = em.max(-1, keepdims=True)
         log_z = np.log(np.exp(em - top).sum(-1)) + top[..., 0]
         chosen = np.take_along_axis(em, path[:, None], axis=-1)[..., 0]

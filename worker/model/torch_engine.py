@@ -29,7 +29,6 @@ class TorchEngine:
     """Runs a loaded torch ``TaggerNet`` one window at a time."""
 
     def __init__(self, loaded: LoadedModel) -> None:
-        self.loaded = loaded
         self.model = loaded.model
         self.labels: list[str] = loaded.labels
         self.max_length: int = loaded.max_length
