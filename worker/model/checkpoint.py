@@ -14,7 +14,6 @@ tokenizer (lazily).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,7 @@ from worker.model.bert import BertShape
 from worker.model.charvocab import CharVocab
 from worker.model.encoding import read_tokenizer_config, read_vocab
 from worker.model.errors import ModelLoadError
+from worker.model.jsonfile import read_json
 from worker.model.tagnet import TaggerNet
 
 if TYPE_CHECKING:
@@ -48,16 +48,6 @@ class LoadedModel:
     lower: bool = True  # do_lower_case
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path}: expected a JSON object")
-    return data
-
-
 def _labels_from_mapping(mapping: dict, *, inverse: bool, where: str) -> list[str]:
     """Label list indexed by id, from a label2id (or id2label when ``inverse``) dict."""
     try:
@@ -75,14 +65,14 @@ def read_labels(path: Path) -> list[str]:
     """Labels by id, in modelscope's lookup order (raner_format.md §3)."""
     mapping_file = path / "label_mapping.json"
     if mapping_file.exists():
-        return _labels_from_mapping(_read_json(mapping_file), inverse=False, where=str(mapping_file))
-    configuration = _read_json(path / "configuration.json")
+        return _labels_from_mapping(read_json(mapping_file), inverse=False, where=str(mapping_file))
+    configuration = read_json(path / "configuration.json")
     for section in ("model", "preprocessor"):
         block = configuration.get(section) or {}
         for key, inverse in (("label2id", False), ("id2label", True)):
             if isinstance(block, dict) and block.get(key):
                 return _labels_from_mapping(block[key], inverse=inverse, where=f"configuration.json {section}.{key}")
-    config = _read_json(path / "config.json")
+    config = read_json(path / "config.json")
     for key, inverse in (("label2id", False), ("id2label", True)):
         if config.get(key):
             return _labels_from_mapping(config[key], inverse=inverse, where=f"config.json {key}")
@@ -96,7 +86,7 @@ def read_bert_config(path: Path, num_labels: int | None = None) -> BertShape:
     :func:`read_labels`).
     """
     del num_labels
-    raw = _read_json(path / "config.json")
+    raw = read_json(path / "config.json")
     model_type = raw.get("model_type", "bert")
     if model_type not in BERT_TYPES:
         raise ModelLoadError(

@@ -10,7 +10,6 @@ Offsets are code-point offsets into the text given, end-exclusive.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -32,17 +31,12 @@ def read_tokenizer_config(path: Path) -> tuple[bool, bool]:
     Raises:
         ModelLoadError: the file exists but is not a JSON object.
     """
-    from worker.model.errors import ModelLoadError
+    from worker.model.jsonfile import read_json
 
     file = path / "tokenizer_config.json"
     if not file.exists():
         return True, False
-    try:
-        cfg = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{file}: cannot read JSON ({exc})") from exc
-    if not isinstance(cfg, dict):
-        raise ModelLoadError(f"{file}: expected a JSON object")
+    cfg = read_json(file)
     return bool(cfg.get("do_lower_case", True)), bool(cfg.get("is_split_into_words", False))
 
 

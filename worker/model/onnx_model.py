@@ -19,6 +19,7 @@ import numpy as np
 from worker.model.charvocab import CharVocab
 from worker.model.encoding import Encoder, WordEncoder, bert_wordpiece, read_tokenizer_config, read_vocab
 from worker.model.errors import ModelLoadError
+from worker.model.jsonfile import read_json
 
 ONNX_FORMAT = 2  # manifest format_version of ONNX artifacts (torch artifacts are 1)
 ONNX_KIND = "shiti-onnx-int8-bert-crf"
@@ -33,13 +34,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"{path}: cannot read JSON ({exc})") from exc
 
 
 def is_onnx_artifact(path: str | Path) -> bool:
@@ -62,7 +56,7 @@ def verify_files(path: str | Path) -> dict[str, Any]:
             not hash (changed or corrupt), each named.
     """
     path = Path(path)
-    manifest = _json(path / "manifest.json")
+    manifest = read_json(path / "manifest.json")
     if manifest.get("kind") != ONNX_KIND or manifest.get("format_version") != ONNX_FORMAT:
         raise ModelLoadError(f"{path}/manifest.json: not a format-{ONNX_FORMAT} ONNX artifact")
     hashes = manifest.get("files") or {}
@@ -88,7 +82,7 @@ class OnnxModel:
         """
         self.source = path = Path(path)
         self.manifest = manifest = verify_files(path)
-        self.labels: list[str] = _json(path / "labels.json")
+        self.labels: list[str] = read_json(path / "labels.json", kind=list)
         self.max_length = int(manifest.get("max_length", 512))
         lower, char_mode = read_tokenizer_config(path)
         self.char_mode = char_mode
@@ -106,7 +100,7 @@ class OnnxModel:
         out = self._session.get_outputs()[0].shape
         if not isinstance(out[-1], int) or out[-1] != n:
             raise ModelLoadError(f"{path}/{GRAPH}: the graph emits {out[-1]} labels, labels.json has {n}")
-        crf = _json(path / "crf.json")
+        crf = read_json(path / "crf.json")
         try:
             self.crf = tuple(np.asarray(crf[k], dtype=np.float32) for k in ("start", "end", "transitions"))
         except (KeyError, TypeError, ValueError) as exc:
