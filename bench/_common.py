@@ -280,6 +280,7 @@ class Pipeline:
     env: dict[str, str]
     workers: list[Worker]
     redis_pid: int
+    redis: Any = None  # the RedisServer (port, dir): restart it in place with storage.redis_server
 
     def _pids(self) -> list[int]:
         return [self.redis_pid] + [p for w in self.workers for p in (w.pid, *children_of(w.pid))]
@@ -339,7 +340,7 @@ def pipeline(model: str, root: Path, *, workers: int = 1, threads: int = 1, **ov
         try:
             for i in range(workers):
                 started.append(start_worker(settings, name=f"w{i}@bench", logdir=root))
-            yield Pipeline(settings, env, started, server.pid)
+            yield Pipeline(settings, env, started, server.pid, server)
         finally:
             for w in started:
                 w.stop()

@@ -19,7 +19,7 @@ from celery import Celery
 from storage import repo
 from storage.db import Database, get_database
 from storage.errors import TransientError
-from storage.queue import BatchMessage, make_celery, publish
+from storage.queue import BatchMessage, make_celery, publish, queue_keys
 from storage.redis_server import broker_url
 from storage.settings import Settings
 
@@ -67,8 +67,9 @@ def broker(settings: Settings) -> tuple[Celery, redis.Redis]:
 
 
 def queue_depth(settings: Settings) -> int:
-    """Messages waiting in the shiti queue (in-flight ones are not counted)."""
-    return int(broker(settings)[1].llen(settings.queue))
+    """Messages waiting in the shiti queue, both lanes (in-flight ones are not counted)."""
+    client = broker(settings)[1]
+    return sum(int(client.llen(key)) for key in queue_keys(settings.queue))
 
 
 def dispatch(settings: Settings, *, job_id: str | None = None, db: Database | None = None) -> int:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 
 from storage.db import get_database
 from storage.domain import DocumentStatus, JobStatus
+from storage.queue import queue_keys
 from storage.redis_server import broker_url
 from storage.schema import document, job
 from storage.settings import Settings
@@ -47,10 +48,11 @@ def _queue(settings: Settings) -> tuple[float, float, float]:
         client = redis.Redis.from_url(broker_url(settings), socket_timeout=2, socket_connect_timeout=2)
         with client:
             pipe = client.pipeline()
-            pipe.llen(settings.queue)
+            for key in queue_keys(settings.queue):
+                pipe.llen(key)
             pipe.hlen("unacked")  # kombu's in-flight ledger for acks_late messages
-            waiting, unacked = pipe.execute()
-        return 1.0, float(waiting), float(unacked)
+            *waiting, unacked = pipe.execute()
+        return 1.0, float(sum(waiting)), float(unacked)
     except Exception:  # metrics must answer even when the broker is down: report it as down
         return 0.0, float("nan"), float("nan")
 

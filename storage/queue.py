@@ -15,6 +15,19 @@ log = logging.getLogger(__name__)
 
 TASK_ANNOTATE = "shiti.annotate_batch"
 
+# Two priority lanes of one queue (kombu's Redis priorities: 0 is served first). Batches go to the
+# normal lane; a batch whose pool child died, or that waits out a database outage, is sent again
+# in the recovery lane, so it runs next instead of behind every batch queued meanwhile (a
+# requeued message goes to the back of the list).
+PRIORITY_RECOVERY = 0
+PRIORITY_NORMAL = 6
+_PRIORITY_SEP = ":"
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists holding ``queue``'s waiting messages, recovery lane first."""
+    return [queue, f"{queue}{_PRIORITY_SEP}{PRIORITY_NORMAL}"]
+
 
 @dataclass(frozen=True, slots=True)
 class BatchMessage:
@@ -40,11 +53,17 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
             # kombu guards each restore sweep with a Redis mutex (300 s by default); a worker
             # SIGKILLed while holding it blocks every sweep that long (the reconciler still recovers).
             "unacked_mutex_expire": settings.unacked_mutex_expire,
+            "priority_steps": [PRIORITY_RECOVERY, PRIORITY_NORMAL],
+            "sep": _PRIORITY_SEP,
         },
         "result_backend_transport_options": {"visibility_timeout": vt},
         "visibility_timeout": vt,
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,  # safe only with the SQL attempt counter
+        # A dead child's batch is sent again at once in the recovery lane (worker/tasks.py); the
+        # requeue above remains the fallback when that publish fails.
+        "task_retry_on_worker_lost": True,
+        "task_default_priority": PRIORITY_NORMAL,
         "task_acks_on_failure": True,  # False would DROP failed messages on Redis
         "task_acks_on_timeout": False,  # requeue after a hard limit; attempts stop loops
         "worker_prefetch_multiplier": 1,
@@ -80,7 +99,7 @@ def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
 
 def publish(app: Celery, message: BatchMessage, *, queue: str) -> None:
     """Send one batch by task name (the producer never imports the worker)."""
-    app.send_task(TASK_ANNOTATE, kwargs=message.as_kwargs(), queue=queue)
+    app.send_task(TASK_ANNOTATE, kwargs=message.as_kwargs(), queue=queue, priority=PRIORITY_NORMAL)
 
 
 def startup_problems(settings: Settings, conf: Mapping[str, Any], client: Any) -> list[str]:

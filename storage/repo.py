@@ -363,21 +363,30 @@ def renew(db: Database, *, lease_token: str, lease_seconds: float, now: float | 
         ).values(lease_expires_at=now + lease_seconds)).rowcount or 0)
 
 
-def release(db: Database, *, doc_ids: Sequence[int], lease_token: str | None) -> int:
-    """Give unfinished work of an interrupted batch back to ``pending`` (attempts kept).
+def release(db: Database, *, doc_ids: Sequence[int], lease_token: str | None, refund: bool = False) -> int:
+    """Give unfinished work of an interrupted batch back to ``pending``.
 
     Documents of ``doc_ids`` still ``processing`` under ``lease_token``, and those still
     ``queued`` (their message is about to be acked without running them), become pending so
     the dispatcher sends them again at once instead of after the stale thresholds.
+
+    Args:
+        refund: give the claim's attempt back (a graceful stop: the document never ran, so it
+            must not move towards ``poison``). Without it attempts are kept (a soft time limit).
     """
     if not doc_ids:
         return 0
     mine = document.c.status == D.QUEUED
     if lease_token:
         mine = or_(mine, and_(document.c.status == D.PROCESSING, document.c.lease_token == lease_token))
+    values: dict[str, Any] = {"status": D.PENDING, "lease_expires_at": None, "updated_at": time.time()}
+    if refund:
+        # Only claimed documents paid an attempt; queued ones did not.
+        values["attempts"] = case((document.c.status == D.PROCESSING, document.c.attempts - 1),
+                                  else_=document.c.attempts)
     with db.write() as conn:
-        return int(conn.execute(update(document).where(document.c.id.in_(list(doc_ids)), mine).values(
-            status=D.PENDING, lease_expires_at=None, updated_at=time.time())).rowcount or 0)
+        return int(conn.execute(update(document).where(document.c.id.in_(list(doc_ids)), mine)
+                                .values(**values)).rowcount or 0)
 
 
 def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequence[Outcome]) -> dict[str, int]:

@@ -9,7 +9,13 @@ from __future__ import annotations
 import logging
 import sys
 
-from celery.signals import worker_init, worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (
+    worker_init,
+    worker_process_init,
+    worker_ready,
+    worker_shutdown,
+    worker_shutting_down,
+)
 
 from storage.errors import TransientError
 from storage.queue import make_celery, startup_problems
@@ -101,6 +107,17 @@ def _start_reconciler(**_: object) -> None:
     thread = Reconciler(SETTINGS, app.conf.broker_url)
     thread.start()
     _RECONCILER.append(thread)
+
+
+@worker_shutting_down.connect
+def _stop_batches(**_: object) -> None:
+    # Warm shutdown waits for the running batch however long it is; tell the pool child to save
+    # what is done and release the rest (worker/shutdown.py), so the worker leaves within seconds.
+    from worker.shutdown import forward_to_children
+
+    pids = forward_to_children()
+    if pids:
+        log.warning("shutting down: asked pool child(ren) %s to stop after the current document", pids)
 
 
 @worker_shutdown.connect

@@ -10,7 +10,7 @@ import importlib
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 from celery.exceptions import SoftTimeLimitExceeded
@@ -39,54 +39,42 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
                        int8=settings.int8, engine=settings.quant_engine, threads=settings.threads)
 
 
-def annotate(texts: Sequence[str], tagger: TaggerLike, settings: Settings, *,
-             deadline: float | None = None) -> list[list[Entity]]:
-    """Entities per text (batched across texts by the tagger), checked against their text.
+def annotate_text(text: str, tagger: TaggerLike, settings: Settings) -> list[Entity]:
+    """Entities of one text, checked against it, under the text's own deadline
+    (``Settings.doc_deadline``; the tagger raises ``DeadlineExceeded`` when it passes).
 
     An entity whose offsets do not reproduce its text is dropped and logged: stored rows
     always satisfy ``text[start:end] == entity.text``.
+    """
+    deadline = time.monotonic() + settings.doc_deadline(len(text))
+    (found,) = tagger.annotate([text], deadline=deadline)
+    ents = []
+    for e in found:
+        if text[e.start:e.end] != e.text:
+            log.error("dropping entity %r at %d:%d: offsets do not match the text", e.text, e.start, e.end)
+            continue
+        ents.append(Entity(int(e.start), int(e.end), str(e.label), str(e.text), float(e.score)))
+    return ents
+
+
+def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings, *,
+                     stop: Callable[[], bool] = lambda: False) -> list[Outcome]:
+    """Outcomes for claimed documents, tagged one at a time: a failing document fails alone
+    (``error``, or ``timeout`` past its own deadline), and a stop request is honoured between
+    two documents. Every window runs alone in the tagger, so one call per document costs nothing.
 
     Args:
-        deadline: ``time.monotonic()`` value; default the sum of the texts' per-document
-            deadlines (``Settings.doc_deadline``) from now, capped at half the soft time
-            limit so that the one-by-one fallback after a missed deadline still fits in the
-            task's time. The tagger raises ``DeadlineExceeded`` when it passes.
+        stop: checked before each document; once true, the outcomes of the documents done so
+            far (a prefix of ``docs``) are returned and the rest are left to the caller.
+
+    ``SoftTimeLimitExceeded`` always propagates (it subclasses ``Exception``).
     """
-    if deadline is None:
-        budget = sum(settings.doc_deadline(len(t)) for t in texts)
-        if len(texts) > 1:
-            budget = min(budget, settings.soft_time_limit / 2)
-        deadline = time.monotonic() + budget
-    results = tagger.annotate(list(texts), deadline=deadline)
-    out: list[list[Entity]] = []
-    for text, found in zip(texts, results, strict=True):
-        ents = []
-        for e in found:
-            if text[e.start:e.end] != e.text:
-                log.error("dropping entity %r at %d:%d: offsets do not match the text", e.text, e.start, e.end)
-                continue
-            ents.append(Entity(int(e.start), int(e.end), str(e.label), str(e.text), float(e.score)))
-        out.append(ents)
-    return out
-
-
-def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings) -> list[Outcome]:
-    """Outcomes for claimed documents: one batched call, and if it raises, one call per
-    document so a failing document fails alone (``error``, or ``timeout`` past its own
-    deadline). ``SoftTimeLimitExceeded`` always propagates: it subclasses ``Exception``."""
-    try:
-        found = annotate([d.text for d in docs], tagger, settings)
-        return [Outcome(d.id, d.n_chars, tuple(ents)) for d, ents in zip(docs, found, strict=True)]
-    except SoftTimeLimitExceeded:
-        raise
-    except Exception:
-        if len(docs) == 1:
-            return [_failed(docs[0])]
-        log.warning("batch of %d raised; retrying its documents one by one", len(docs), exc_info=True)
     outcomes = []
     for doc in docs:
+        if stop():
+            break
         try:
-            outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate([doc.text], tagger, settings)[0])))
+            outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate_text(doc.text, tagger, settings))))
         except SoftTimeLimitExceeded:
             raise
         except Exception:

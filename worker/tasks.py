@@ -6,17 +6,20 @@ import logging
 import time
 from typing import Any
 
+from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy.exc import OperationalError
 
 from storage import repo
 from storage.db import Database, get_database
 from storage.errors import TransientError
-from storage.queue import TASK_ANNOTATE
+from storage.queue import PRIORITY_RECOVERY, TASK_ANNOTATE
 from storage.settings import Settings
+from worker import shutdown
 from worker.app import SETTINGS, app
 from worker.heartbeat import heartbeat
 from worker.pipeline import WARMUP_TEXT, TaggerLike, annotate_claimed, load_configured_tagger
+from worker.retry import retry_delay
 
 log = logging.getLogger(__name__)
 _TAGGER: TaggerLike | None = None
@@ -48,13 +51,14 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
     one at a time, so only the document that kills its process pays attempts and becomes
     ``poison`` after ``max_attempts``; its neighbours finish. The cancel check runs at every
     claim. On ``SoftTimeLimitExceeded`` this run's unfinished documents go back to
-    ``pending`` and the exception propagates.
+    ``pending`` and the exception propagates. After a SIGTERM (``worker.shutdown``) the batch
+    stops between documents: finished ones are saved, the rest go back to ``pending``.
 
     Args:
         owner: the Celery message id (lets a redelivery of the same message take its leases back).
 
     Returns:
-        ``{"claimed": n, "done": n, "failed": n, "fenced": n}``.
+        ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop.
     """
     db = db or get_database(settings)
     stats = {"claimed": 0, "done": 0, "failed": 0, "fenced": 0}
@@ -67,27 +71,35 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
         if not claimed:
             continue
         stats["claimed"] += len(claimed)
+        token = claimed[0].lease_token
         try:
-            with heartbeat(db, lease_token=claimed[0].lease_token, lease_seconds=settings.lease_seconds,
-                           interval=settings.heartbeat_seconds):
-                outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings)
-            saved = repo.save_outcomes(db, job_id=job_id, lease_token=claimed[0].lease_token, outcomes=outcomes)
+            with heartbeat(db, lease_token=token, lease_seconds=settings.lease_seconds,
+                           interval=settings.heartbeat_seconds), shutdown.busy():
+                outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings, stop=shutdown.stopping)
+            saved = repo.save_outcomes(db, job_id=job_id, lease_token=token, outcomes=outcomes)
         except SoftTimeLimitExceeded:
-            _release(db, doc_ids, claimed[0].lease_token)
+            _release(db, doc_ids, token, why="soft time limit")
             raise
         for key in ("done", "failed", "fenced"):
             stats[key] += saved[key]
+        if shutdown.stopping():
+            # Asked to stop (SIGTERM): what is done is saved; the rest goes back to pending without
+            # costing an attempt, for another worker (top-up below) or this one after its restart.
+            stats["released"] = _release(db, doc_ids, token, why="shutting down", refund=True)
+            break
     if topup:
         _topup(settings, db)
     return stats
 
 
-def _release(db: Database, doc_ids: list[int], lease_token: str) -> None:
+def _release(db: Database, doc_ids: list[int], lease_token: str, *, why: str, refund: bool = False) -> int:
     try:
-        n = repo.release(db, doc_ids=doc_ids, lease_token=lease_token)
-        log.warning("soft time limit: %d unfinished documents returned to pending", n)
+        n = repo.release(db, doc_ids=doc_ids, lease_token=lease_token, refund=refund)
+        log.warning("%s: %d unfinished documents returned to pending", why, n)
+        return n
     except Exception:  # the lease expiry and the reconciler still recover them
-        log.exception("soft time limit: could not release the batch's documents")
+        log.exception("%s: could not release the batch's documents", why)
+        return 0
 
 
 def _topup(settings: Settings, db: Database) -> None:
@@ -100,12 +112,37 @@ def _topup(settings: Settings, db: Database) -> None:
         log.warning("queue top-up failed; the reconciler will send the rest", exc_info=True)
 
 
-# Retries are for transient infrastructure errors only (a database restarting or locked: twelve
-# backed-off tries with jitter span several minutes), and their countdown stays far below the
-# visibility timeout (an ETA longer than VT is delivered again and again, reliability.md §1).
-@app.task(name=TASK_ANNOTATE, bind=True, autoretry_for=(OperationalError, TransientError),
-          retry_backoff=True, retry_backoff_max=max(1, min(60, SETTINGS.visibility_timeout // 4)),
-          retry_jitter=True, max_retries=12)
-def annotate_batch(self: Any, job_id: str, doc_ids: list[int]) -> dict[str, int]:
-    """Celery entry point; arguments are the ``storage.queue.BatchMessage`` fields."""
-    return run_batch(SETTINGS, job_id=job_id, doc_ids=[int(i) for i in doc_ids], owner=self.request.id)
+class BatchTask(Task):  # type: ignore[misc]
+    """The batch task's class: every re-send of a batch goes to the recovery lane of the queue.
+
+    Celery re-sends a batch through :meth:`signature_from_request` when its pool child died
+    (``task_retry_on_worker_lost``) and when it retries after a transient error; in the recovery
+    lane it runs next, and under the same message id it takes its own leases back at once.
+    """
+
+    def signature_from_request(self, *args: Any, **kwargs: Any) -> Any:
+        sig = super().signature_from_request(*args, **kwargs)
+        sig.set(priority=PRIORITY_RECOVERY)
+        return sig
+
+
+# Retries are for transient infrastructure errors only (a database restarting or locked). They
+# are bounded in time, not in count: a batch waits out an outage of up to ``db_outage_seconds``
+# and runs again within ``db_retry_max_delay`` of the database coming back. Giving up loses
+# nothing either: the documents stay queued or leased and the reconciler sends them again.
+@app.task(name=TASK_ANNOTATE, bind=True, base=BatchTask, max_retries=None, default_retry_delay=0)
+def annotate_batch(self: Any, job_id: str, doc_ids: list[int], failing_since: float | None = None) -> dict[str, int]:
+    """Celery entry point; arguments are the ``storage.queue.BatchMessage`` fields (plus, on a
+    retry, when the outage began)."""
+    try:
+        return run_batch(SETTINGS, job_id=job_id, doc_ids=[int(i) for i in doc_ids], owner=self.request.id)
+    except (OperationalError, TransientError) as exc:
+        since = failing_since or time.time()
+        if time.time() - since > SETTINGS.db_outage_seconds:
+            log.error("batch of job %s: database unavailable for over %d s, giving it back to the reconciler",
+                      job_id, SETTINGS.db_outage_seconds)
+            raise
+        delay = retry_delay(self.request.retries, cap=SETTINGS.db_retry_max_delay)
+        log.warning("batch of job %s: %s; trying again in %.1f s", job_id, type(exc).__name__, delay)
+        raise self.retry(exc=exc, countdown=delay,
+                         kwargs={"job_id": job_id, "doc_ids": doc_ids, "failing_since": since}) from exc

@@ -15,6 +15,7 @@ from producer.service import job_status
 from storage.db import get_database
 from storage.domain import JOB_TERMINAL
 from storage.schema import document, entity
+from storage.queue import queue_keys
 from storage.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "producer" / "samples" / "news.jsonl"
@@ -48,7 +49,7 @@ def wait_drained(settings: Settings, *, timeout: float) -> None:
     """Wait until the queue is empty and nothing is in flight (kombu's ``unacked`` hash)."""
     r = redis.Redis.from_url(settings.redis_url)
     deadline = time.monotonic() + timeout
-    while r.llen(settings.queue) or r.hlen("unacked"):
+    while sum(r.llen(key) for key in queue_keys(settings.queue)) or r.hlen("unacked"):
         if time.monotonic() > deadline:
             raise TimeoutError("queue not drained")
         time.sleep(0.1)

@@ -37,31 +37,49 @@ def require_postgres() -> Path:
     return bindir
 
 
+class PgCluster:
+    """A cluster in a temp dir on a free port that can be stopped and started again (outage tests)."""
+
+    def __init__(self) -> None:
+        self.bindir = require_postgres()
+        self.root = Path(tempfile.mkdtemp(prefix="shiti-pg-"))
+        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.prefix:
+            shutil.chown(self.root, "postgres", "postgres")  # initdb refuses root
+        self.data, self.port = self.root / "data", free_port()
+        self.url = f"postgresql+psycopg://shiti@127.0.0.1:{self.port}/postgres"
+        self._run("initdb", "-D", str(self.data), "-U", "shiti", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.prefix, str(self.bindir / tool), *args], check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, timeout=120)
+
+    def start(self) -> None:
+        """Start the server and wait until it accepts connections."""
+        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
+        _wait(self.url)
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server (``fast``: clients are disconnected; ``immediate``: no shutdown checkpoint)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        """Stop (if running) and delete the cluster."""
+        subprocess.run([*self.prefix, str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
 @contextmanager
 def postgres_cluster() -> Iterator[str]:
-    """Start a cluster in a temp dir; yield its SQLAlchemy URL; stop it (pg_ctl stop -m immediate)."""
-    bindir = require_postgres()
-    root = Path(tempfile.mkdtemp(prefix="shiti-pg-"))
-    as_root = os.geteuid() == 0
-    prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
-    if as_root:
-        shutil.chown(root, "postgres", "postgres")
-    data, port = root / "data", free_port()
-
-    def run(*args: str) -> None:
-        subprocess.run([*prefix, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=120)
-
-    run(str(bindir / "initdb"), "-D", str(data), "-U", "shiti", "--auth=trust", "-E", "UTF8", "--no-sync")
-    opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
-    run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "-t", "60", "start")
+    """Start a cluster in a temp dir; yield its SQLAlchemy URL; remove it afterwards."""
+    cluster = PgCluster()
     try:
-        url = f"postgresql+psycopg://shiti@127.0.0.1:{port}/postgres"
-        _wait(url)
-        yield url
+        cluster.start()
+        yield cluster.url
     finally:
-        subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
-        shutil.rmtree(root, ignore_errors=True)
+        cluster.remove()
 
 
 def _wait(url: str, timeout: float = 30) -> None:

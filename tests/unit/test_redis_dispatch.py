@@ -11,10 +11,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer import dispatch as dispatch_mod
-from producer.dispatch import dispatch, plan_batches
+from producer.dispatch import dispatch, plan_batches, queue_depth
 from producer.service import submit_corpus
 from storage import queries
 from storage.db import dispose_all, get_database
+from storage.queue import PRIORITY_NORMAL, queue_keys
 from storage.settings import Settings
 
 
@@ -32,11 +33,11 @@ class Recorder:
     def __init__(self, r: fakeredis.FakeRedis, queue: str, fail: bool = False) -> None:
         self.r, self.queue, self.fail, self.sent = r, queue, fail, []
 
-    def send_task(self, name: str, kwargs: dict[str, Any], queue: str) -> None:
+    def send_task(self, name: str, kwargs: dict[str, Any], queue: str, priority: int) -> None:
         if self.fail:
             raise ConnectionError("broker down")
         self.sent.append(kwargs)
-        self.r.rpush(queue, "msg")
+        self.r.rpush(queue_keys(queue)[priority == PRIORITY_NORMAL], "msg")
 
 
 @pytest.fixture
@@ -52,11 +53,11 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def test_dispatch_fills_only_up_to_the_high_water_mark(setup) -> None:
     settings, app, r = setup
     result = submit_corpus(settings, [{"id": str(i), "text": "北京"} for i in range(40)])
-    assert len(app.sent) == 3 and r.llen(settings.queue) == 3  # 3 batches of 5, not 8
+    assert len(app.sent) == 3 and queue_depth(settings) == 3  # 3 batches of 5, not 8
     counts = queries.count_by_status(get_database(settings), result.job_id)
     assert (counts["queued"], counts["pending"]) == (15, 25)
     assert dispatch(settings) == 0  # still full
-    r.lpop(settings.queue)
+    r.lpop(queue_keys(settings.queue)[1])
     assert dispatch(settings) == 1
     sent_ids = [i for m in app.sent for i in m["doc_ids"]]
     assert len(sent_ids) == len(set(sent_ids)) == 20
