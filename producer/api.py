@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from producer import api_errors, api_queries, metrics, service
 from producer.api_errors import ApiError
 from producer.api_upload import BodyLimit, load_json_documents, looks_like_json_array, normalise_format, spool
 from storage.domain import JOB_TERMINAL, JobStatus
+from storage.errors import EXIT_CONFIG
 from storage.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -308,7 +310,18 @@ def _fields(options: dict[str, Any]) -> dict[str, str]:
 
 
 def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Run the API and dashboard with uvicorn until interrupted (``shiti serve``)."""
+    """Run the API and dashboard with uvicorn until interrupted (``shiti serve``).
+
+    Refuses to start (exit 78, one line per problem) on a database behind the code.
+    """
     import uvicorn
+
+    from storage.db import schema_problems
+
+    problems = schema_problems(settings)
+    for problem in problems:
+        print(f"shiti serve: refusing to start: {problem}", file=sys.stderr, flush=True)
+    if problems:
+        raise SystemExit(EXIT_CONFIG)
 
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)

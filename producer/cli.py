@@ -337,6 +337,38 @@ def model(args: tuple[str, ...]) -> None:
     group.main(list(args), prog_name="shiti model", standalone_mode=True)
 
 
+@cli.group()
+def db() -> None:
+    """Database schema: `shiti db upgrade` after installing a new release, `shiti db current`."""
+
+
+@db.command("upgrade")
+@with_settings
+def db_upgrade(settings: Settings) -> None:
+    """Upgrade the database's schema to this release's revision, in place (rows are kept)."""
+    from storage.db import upgrade_schema
+
+    before, after = upgrade_schema(settings)
+    click.echo(f"database schema: {before or 'none'} -> {after}")
+
+
+@db.command("current")
+@with_settings
+def db_current(settings: Settings) -> None:
+    """Print the database's schema revision and whether it matches this release."""
+    from storage import migrate
+    from storage.db import make_engine
+
+    # Not get_database: it refuses a database behind the code, which this command reports.
+    engine = make_engine(settings.sqlalchemy_url, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        with engine.connect() as conn:
+            revision, where = migrate.current(conn), migrate.state(conn)
+    finally:
+        engine.dispose()
+    click.echo(f"revision {revision or 'none'} ({migrate.DESCRIPTION[where]}; this release needs {migrate.head()})")
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)

@@ -71,6 +71,7 @@ def run_demo(settings: Settings, *, limit: int | None = None) -> None:
     """Run the whole flow on ``producer/samples/news.jsonl`` and stop everything it started."""
     from producer.cli import print_status, wait_for
     from producer.service import get_document, submit_corpus, top_entities
+    from storage.db import upgrade_schema
     from storage.redis_server import RedisServer, start_redis, stop_redis
 
     if not settings.model.startswith("py:") and not Path(settings.model).exists():
@@ -80,6 +81,9 @@ def run_demo(settings: Settings, *, limit: int | None = None) -> None:
         docs = docs[:limit]
     data_dir = Path(settings.data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
+    before, after = upgrade_schema(settings)  # the demo's database may be from an older release
+    if before not in (None, after):
+        click.echo(f"database schema upgraded: {before} -> {after}")
     server: RedisServer | None = None
     worker: subprocess.Popen[bytes] | None = None
     t0 = time.monotonic()

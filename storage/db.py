@@ -1,10 +1,13 @@
 """Engines: SQLite (WAL, busy timeout, BEGIN IMMEDIATE for writers) or PostgreSQL (psycopg).
 
-Schema creation is ``metadata.create_all`` at first use (no migrations yet).
+The schema comes from the Alembic revisions (``storage/migrate.py``): an empty database is
+brought to head at first use; one behind the code raises :class:`SchemaOutOfDate` with the
+command that upgrades it.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Iterator
@@ -16,10 +19,12 @@ from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
-from storage.schema import metadata
+from storage import migrate
+from storage.errors import SchemaOutOfDate
 from storage.settings import Settings
 
 _WRITE = "shiti_write"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,15 @@ class Database:
     def write(self) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so writers queue on the busy timeout
         instead of failing with "database is locked" when upgrading a read lock)."""
-        with self.engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+        with write_connection(self.engine) as conn:
             yield conn
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A write transaction on a bare engine (SQLite: ``BEGIN IMMEDIATE``; see :meth:`Database.write`)."""
+    with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+        yield conn
 
 
 def normalise_url(url: str) -> str:
@@ -97,24 +109,61 @@ def get_database(settings: Settings) -> Database:
         db = _CACHE.get(key)
         if db is None:
             db = Database(make_engine(url, busy_timeout_ms=settings.busy_timeout_ms))
-            _create_schema(db.engine)
+            ensure_schema(db.engine)
             _CACHE[key] = db
         return db
 
 
-def _create_schema(engine: Engine) -> None:
+def ensure_schema(engine: Engine) -> None:
+    """Create the schema on an empty database (Alembic upgrade to head); raise when the database
+    is behind the code or from a newer release.
+
+    Raises:
+        SchemaOutOfDate: with the command to run.
+    """
     # Several processes may start at once (test process, worker parent, worker child). On SQLite
-    # the check-then-CREATE must hold the write lock from the start: a read transaction that later
+    # the check-then-create must hold the write lock from the start: a read transaction that later
     # upgrades gets SQLITE_BUSY at once, without waiting on the busy timeout. On PostgreSQL a lost
     # CREATE race raises; the next attempt finds the tables.
     for attempt in range(3):
         try:
-            with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
-                metadata.create_all(conn)
-            return
+            with write_connection(engine) as conn:
+                if migrate.state(conn) == "empty":
+                    migrate.upgrade(conn)
+            break
         except DBAPIError:
             if attempt == 2:
                 raise
+    problem = migrate.problem(engine)
+    if problem:
+        raise SchemaOutOfDate(problem)
+
+
+def upgrade_schema(settings: Settings) -> tuple[str | None, str]:
+    """Upgrade the settings' database to this release's schema in place (``shiti db upgrade``;
+    ``shiti demo`` runs it first); returns the revisions ``(before, after)``."""
+    engine = make_engine(settings.sqlalchemy_url, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        with write_connection(engine) as conn:
+            return migrate.upgrade(conn)
+    finally:
+        engine.dispose()
+
+
+def schema_problems(settings: Settings) -> list[str]:
+    """Start-up check of workers and the API: an empty database gets the schema; one behind the
+    code (or from a newer release) is a reason to refuse to start, with the command to run. An
+    unreachable database is not: it may come back, and requests and batches retry."""
+    engine = make_engine(settings.sqlalchemy_url, busy_timeout_ms=settings.busy_timeout_ms)
+    try:
+        ensure_schema(engine)
+    except SchemaOutOfDate as exc:
+        return [str(exc)]
+    except DBAPIError as exc:
+        log.warning("database not reachable at start-up (%s); will retry", type(exc).__name__)
+    finally:
+        engine.dispose()
+    return []
 
 
 def dispose_all() -> None:

@@ -1,6 +1,8 @@
-"""One error hierarchy for shiti."""
+"""One error hierarchy for shiti, and the exit code of a process that refuses to start."""
 
 from __future__ import annotations
+
+EXIT_CONFIG = 78  # EX_CONFIG (sysexits.h): refused to start because of the configuration
 
 
 class ShitiError(Exception):
@@ -21,3 +23,7 @@ class NotFound(ShitiError):
 
 class InvalidTransition(ShitiError):
     """A state change the job or document state machine does not allow."""
+
+
+class SchemaOutOfDate(PermanentError):
+    """The database's schema revision is not the one this code needs (``shiti db upgrade``)."""

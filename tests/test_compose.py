@@ -90,6 +90,14 @@ def test_api_runs_shiti_serve_after_stores_are_healthy(compose: dict[str, Any]) 
         assert api["depends_on"][store]["condition"] == "service_healthy"
 
 
+def test_schema_is_upgraded_before_workers_and_api_start(compose: dict[str, Any]) -> None:
+    migrate = compose["services"]["migrate"]
+    assert migrate["command"] == ["shiti", "db", "upgrade"]
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    for name in ("worker", "api"):
+        assert compose["services"][name]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+
+
 def test_image_and_serving_dependencies_carry_no_torch() -> None:
     import tomllib
 

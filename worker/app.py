@@ -17,13 +17,13 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from storage.errors import TransientError
+from storage.db import schema_problems
+from storage.errors import EXIT_CONFIG, TransientError
 from storage.queue import make_celery, startup_problems
 from storage.redis_server import broker_url
 from storage.settings import Settings
 
 log = logging.getLogger("shiti.worker")
-EXIT_CONFIG = 78  # EX_CONFIG: refused to start because of the configuration
 
 
 def _refuse(problems: list[str]) -> None:
@@ -70,6 +70,7 @@ def _startup_checks(sender: object = None, **_: object) -> None:
     finally:
         client.close()
     problems += _model_problems(SETTINGS.model)
+    problems += schema_problems(SETTINGS)
     if problems:
         _refuse(problems)
 

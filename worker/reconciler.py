@@ -14,13 +14,11 @@ from __future__ import annotations
 import logging
 import random
 import threading
-import time
 from typing import Any
 
 import redis
 
 from storage.db import Database, make_engine
-from storage.schema import metadata
 from storage.settings import Settings
 
 log = logging.getLogger("shiti.reconciler")
@@ -46,19 +44,6 @@ def reconcile_once(settings: Settings, *, db: Database, client: redis.Redis, for
     return reconcile(settings, db=db)
 
 
-def _ensure_schema(db: Database) -> None:
-    # Like ``get_database``: the first worker up creates the tables (concurrent creators may
-    # collide; once the tables exist that is harmless).
-    for attempt in range(3):
-        try:
-            metadata.create_all(db.engine)
-            return
-        except Exception:
-            if attempt == 2:
-                log.warning("could not create the schema; the next reconcile will tell", exc_info=True)
-            time.sleep(0.5)
-
-
 class Reconciler(threading.Thread):
     """Daemon thread: reconcile at start, then every interval under the Redis lock."""
 
@@ -71,7 +56,6 @@ class Reconciler(threading.Thread):
     def run(self) -> None:
         s = self.settings
         db = Database(make_engine(s.sqlalchemy_url, busy_timeout_ms=s.busy_timeout_ms))
-        _ensure_schema(db)
         client = redis.Redis.from_url(self.broker_url, socket_timeout=10, socket_connect_timeout=5)
         settings = s.replace(redis_url=self.broker_url)
         first = True
