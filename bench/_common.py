@@ -11,18 +11,16 @@ import json
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import warnings
 
 # torch's quantized-tensor deprecation chatter would bury the tables.
 warnings.filterwarnings("ignore", category=UserWarning)
@@ -34,7 +32,9 @@ if str(REPO) not in sys.path:
 SHARED = REPO.parent / "shared" / "data"
 VOCAB = SHARED / "vocab" / "bert-base-chinese-vocab.txt"
 MSRA_TEST = SHARED / "msra" / "test.txt"
-from storage.settings import DEFAULT_MODEL as _DEFAULT  # noqa: E402 (after the sys.path line)
+from storage.launch import WorkerProcess as Worker  # noqa: E402 (after the sys.path line)
+from storage.launch import children_of  # noqa: E402
+from storage.settings import DEFAULT_MODEL as _DEFAULT  # noqa: E402
 
 DEFAULT_MODEL = Path(_DEFAULT)
 RANDOM_MODELS = REPO / "data" / "bench"  # gitignored
@@ -159,86 +159,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def children_of(pid: int) -> list[int]:
-    """Direct child pids (from /proc)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
-@dataclass
-class Worker:
-    """One ``celery worker`` (prefork, one child) started in its own session."""
-
-    proc: subprocess.Popen[bytes]
-    log: Path
-    ready_s: float
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def child(self) -> int:
-        kids = children_of(self.pid)
-        return kids[0] if kids else 0
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.proc.poll() is None:
-            _killpg(self.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                _killpg(self.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        _killpg(self.pid, signal.SIGKILL)
-
-
-def _killpg(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)  # group id == the worker's pid (start_new_session)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def start_worker(settings: Any, *, name: str, logdir: Path, timeout: float = 180.0,
                  extra_env: dict[str, str] | None = None) -> Worker:
-    """Start ``celery worker`` exactly as ``shiti worker`` would and wait for "ready." plus the
-    child's model load (the "model ... ready" log line)."""
-    from producer.cli import worker_command
+    """Start ``celery worker`` exactly as ``shiti worker`` would (``storage.launch``) and wait for
+    "ready." plus the child's model load (the "model ... ready in" log line)."""
+    from storage.launch import start_worker as launch
 
-    argv, env = worker_command(settings, hostname=name, loglevel="INFO")
-    env.update(extra_env or {})
-    log = logdir / f"{name.split('@')[0]}.log"
-    t0 = time.monotonic()
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True, cwd=REPO)
-    w = Worker(proc, log, 0.0)
-    deadline = time.monotonic() + timeout
-    while True:
-        text = log.read_bytes()
-        if b"ready." in text and b"ready in" in text:
-            break
-        if proc.poll() is not None or time.monotonic() > deadline:
-            w.stop()
-            raise RuntimeError(f"worker {name} did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.05)
-    w.ready_s = time.monotonic() - t0
-    return w
+    return launch(settings, log=logdir / f"{name.split('@')[0]}.log", hostname=name, timeout=timeout,
+                  ready=lambda text: b"ready." in text and b"ready in" in text, extra_env=extra_env)
 
 
 @contextmanager
 def embedded_redis(data_dir: Path) -> Iterator[Any]:
     """A redis-server for ``data_dir`` (the same one ``shiti submit`` would start); stopped after."""
     from storage.redis_server import embedded_dir, start_redis, stop_redis
-
     from storage.settings import Settings
 
     server = start_redis(embedded_dir(Settings(data_dir=data_dir)))
@@ -256,20 +190,10 @@ def shiti(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.C
 
 def wait_job(settings: Any, job_id: str, *, poll: float = 0.05, timeout: float = 3600,
              on_poll: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
-    """Poll ``job_status`` until the job is terminal; returns the final status."""
-    from producer.service import job_status
-    from storage.domain import JOB_TERMINAL
+    """``producer.service.wait_job`` with the benches' fast polling."""
+    from producer.service import wait_job as wait
 
-    deadline = time.monotonic() + timeout
-    while True:
-        s = job_status(settings, job_id)
-        if on_poll:
-            on_poll(s)
-        if s["state"] in JOB_TERMINAL:
-            return s
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job {job_id} not done after {timeout} s: {s}")
-        time.sleep(poll)
+    return wait(settings, job_id, timeout=timeout, poll=poll, on_status=on_poll)
 
 
 @dataclass

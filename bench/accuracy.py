@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     from worker.model.evaluate import evaluate_files
-    from worker.model.tagger import load_tagger
+    from worker.model.loading import load_tagger
 
     files = dev_files(args.splits)
     missing = [f for f in files if not f.exists()]

@@ -24,15 +24,23 @@ import time
 from pathlib import Path
 
 from _common import (
-    base_parser, build_corpus, corpus_chars, cpu_note, median, pipeline, resolve_model, table, write_jsonl,
+    base_parser,
+    build_corpus,
+    corpus_chars,
+    cpu_note,
+    median,
+    pipeline,
+    resolve_model,
+    table,
+    write_jsonl,
 )
 
 
 def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[float, float, float]:
     """``(seconds, cpu_seconds, load_seconds)`` of one in-process pass (model loaded and warmed
     up first)."""
+    from worker.model.loading import load_tagger
     from worker.pipeline import WARMUP_TEXT
-    from worker.model.tagger import load_tagger
 
     t0 = time.perf_counter()
     tagger = _TAGGERS.get(model)

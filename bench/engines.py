@@ -41,7 +41,10 @@ manifest = json.load(open(model + "/manifest.json")) if __import__("os").path.ex
 if manifest.get("kind") != "shiti-onnx-int8-bert-crf":
     import torch
     torch.set_num_threads(threads)
-from worker.model.tagger import load_tagger
+try:
+    from worker.model.loading import load_tagger
+except ImportError:  # a checkout from before load_tagger moved out of tagger.py
+    from worker.model.tagger import load_tagger
 from worker.model.evaluate import evaluate
 import inspect
 kwargs = {"threads": threads} if "threads" in inspect.signature(load_tagger).parameters else {}

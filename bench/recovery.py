@@ -59,15 +59,14 @@ class DoneWatch(threading.Thread):
         self.rises: list[float] = []
 
     def run(self) -> None:
-        from sqlalchemy.exc import OperationalError
-
         from producer.service import job_status
+        from storage.errors import TransientError
 
         last = 0
         while not self.stopped.wait(0.1):
             try:
                 done = int(job_status(self.settings, self.job_id)["done"])
-            except OperationalError:  # the database is away
+            except TransientError:  # the database is away
                 continue
             if done > last:
                 self.rises.append(time.time())

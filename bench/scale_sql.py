@@ -4,7 +4,7 @@ For each database:
 
 1. **submit**: ``shiti submit`` of a synthetic JSONL job (``--docs``, default 1,000,000 short
    texts) as a subprocess: documents/s into SQL and the producer's peak RSS (``wait4``).
-2. **dispatch**: the dispatcher (``producer.dispatch.dispatch``) run over the whole job while a
+2. **dispatch**: the dispatcher (``storage.dispatch.dispatch``) run over the whole job while a
    stand-in consumer pops every published message at once (infinitely fast workers): ids/s
    handed to Redis and Redis ``used_memory`` sampled after every call (goal < 100 MB).
 3. **status**: with 40 % of the documents done and 64 processing, ``job_status`` in-process
@@ -96,7 +96,7 @@ def dispatch_all(settings: Any, job_id: str, *, max_seconds: float) -> dict[str,
     """Dispatch the job to the end (or ``max_seconds``) with an instant consumer."""
     import redis
 
-    from producer.dispatch import dispatch
+    from storage.dispatch import dispatch
 
     r = redis.Redis.from_url(settings.redis_url)
     peak = r.info("memory")["used_memory"]

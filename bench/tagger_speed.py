@@ -62,7 +62,7 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
-    from worker.model.tagger import load_tagger
+    from worker.model.loading import load_tagger
 
     kwargs: dict = {"int8": precision == "int8", "engine": engine}
     if precision == "bf16":

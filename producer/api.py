@@ -7,16 +7,20 @@ in ``producer.api_errors.CODES``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import FileResponse, JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import (
+    FileResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    StreamingResponse,
+)
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +30,7 @@ from producer import api_errors, api_queries, metrics, service
 from producer.api_errors import ApiError
 from producer.api_upload import BodyLimit, load_json_documents, looks_like_json_array, normalise_format, spool
 from storage.domain import JOB_TERMINAL, JobStatus
-from storage.errors import EXIT_CONFIG
+from storage.errors import EXIT_CONFIG, JobWaitTimeout
 from storage.settings import Settings
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -272,17 +276,13 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                                          [{"id": EXTRACT_DOC_ID, "text": body.text}],
                                          name=_extract_name(body.text))
         timeout = body.timeout or extract_timeout
-        deadline = time.monotonic() + timeout
-        pause = 0.02
-        while True:
-            status = await run_in_threadpool(service.job_status, settings, result.job_id)
-            if status["state"] in JOB_TERMINAL:
-                break
-            if time.monotonic() >= deadline:
-                raise ApiError("timeout", f"no worker finished the text within {timeout:g} s; "
-                               f"poll GET /jobs/{result.job_id}", job_id=result.job_id)
-            await asyncio.sleep(pause)
-            pause = min(pause * 2, 0.25)
+        try:
+            # A thread of the pool waits (at most `timeout`); polls start at 20 ms and back off.
+            await run_in_threadpool(service.wait_job, settings, result.job_id, timeout=timeout, poll=0.02,
+                                    max_poll=0.25)
+        except JobWaitTimeout:
+            raise ApiError("timeout", f"no worker finished the text within {timeout:g} s; "
+                           f"poll GET /jobs/{result.job_id}", job_id=result.job_id) from None
         doc = await run_in_threadpool(service.get_document, settings, result.job_id, EXTRACT_DOC_ID)
         return {"job_id": result.job_id, "text": doc["text"], "status": doc["status"],
                 "reason": doc.get("reason"), "entities": doc["entities"]}

@@ -11,7 +11,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from storage.errors import InvalidTransition, NotFound, PermanentError, ShitiError, TransientError
@@ -36,7 +35,7 @@ CODES: dict[str, int] = {
 }
 
 
-class ApiError(Exception):
+class ApiError(ShitiError):
     """An error answered as the JSON envelope with HTTP status ``CODES[code]``."""
 
     def __init__(self, code: str, message: str, **extra: Any) -> None:
@@ -88,15 +87,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(TransientError)
     async def _transient(_: Request, exc: TransientError) -> JSONResponse:
+        # The database or broker is down, restarting or locked: nothing was lost, the client retries.
+        log.warning("unavailable: %s", exc)
         response = error_response("unavailable", str(exc))
-        response.headers["Retry-After"] = str(RETRY_AFTER)
-        return response
-
-    @app.exception_handler(OperationalError)
-    async def _database_away(_: Request, exc: OperationalError) -> JSONResponse:
-        # The database is down, restarting or locked: nothing was lost, the client should retry.
-        log.warning("database unavailable: %s", str(exc.orig or exc).strip()[:200])
-        response = error_response("unavailable", "the database is unavailable right now; retry shortly")
         response.headers["Retry-After"] = str(RETRY_AFTER)
         return response
 

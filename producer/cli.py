@@ -1,4 +1,4 @@
-"""The ``shiti`` command line. Never imports ``worker`` or torch except for ``shiti model``.
+"""The ``shiti`` command line. Never imports ``worker``: its commands (``worker``, ``model``) load lazily.
 
 User errors print one line (``error: ...``) and exit 1; unknown ids exit 2.
 """
@@ -6,23 +6,38 @@ User errors print one line (``error: ...``) and exit 1; unknown ids exit 2.
 from __future__ import annotations
 
 import csv
-import functools
 import importlib
 import json
-import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
+from producer.console import print_status, wait_for
+from storage.cli_options import with_settings
 from storage.errors import NotFound, ShitiError
 from storage.settings import Settings
 
+
 class ShitiGroup(click.Group):
-    """One-line errors instead of tracebacks."""
+    """One-line errors instead of tracebacks; some commands loaded lazily by ``module:name``."""
+
+    def __init__(self, *args: Any, lazy_commands: dict[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.lazy_commands:
+            module, _, name = self.lazy_commands[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), name)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -35,27 +50,16 @@ class ShitiGroup(click.Group):
             ctx.exit(1)
 
 
-def with_settings(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Add --data-dir/--database-url/--redis-url/--model and pass ``settings``."""
-
-    @click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [SHITI_DATA_DIR].")
-    @click.option("--database-url", help="SQLAlchemy URL [SHITI_DATABASE_URL]; default SQLite in the data dir.")
-    @click.option("--redis-url", help="Broker URL [SHITI_REDIS_URL]; default the embedded redis-server.")
-    @click.option("--model", "model_path", help="Model directory [SHITI_MODEL].")
-    @functools.wraps(fn)
-    def wrapper(*args: Any, data_dir: Path | None, database_url: str | None, redis_url: str | None,
-                model_path: str | None, **kwargs: Any) -> Any:
-        try:
-            settings = Settings.from_env(data_dir=data_dir, database_url=database_url, redis_url=redis_url,
-                                         model=model_path)
-        except (ValueError, TypeError) as exc:
-            raise click.ClickException(f"bad settings: {exc}") from exc
-        return fn(*args, settings=settings, **kwargs)
-
-    return wrapper
+# Commands declared beside the worker, loaded only when invoked or listed: the producer never
+# imports the worker's modules (import contract in pyproject.toml), and `shiti model` alone
+# may need torch.
+LAZY_COMMANDS = {
+    "worker": "worker.cli:worker",
+    "model": "worker.model.cli:model",
+}
 
 
-@click.group(cls=ShitiGroup)
+@click.group(cls=ShitiGroup, lazy_commands=LAZY_COMMANDS)
 def cli() -> None:
     """shiti: bulk Chinese named-entity extraction (PER/LOC/ORG)."""
 
@@ -97,47 +101,6 @@ def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_t
         final = wait_for(settings, result.job_id, quiet=as_json)
         if not as_json:
             click.echo(f"job {result.job_id} {final['state']}: {final['done']} done, {final['failed']} failed")
-
-
-def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, poll: float = 0.5,
-             timeout: float | None = None) -> dict[str, Any]:
-    """Poll a job until it is terminal, with a tqdm bar on stderr."""
-    from tqdm import tqdm
-
-    from producer.service import job_status
-    from storage.domain import JOB_TERMINAL
-
-    status = job_status(settings, job_id)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with tqdm(total=status["total"], unit="doc", disable=quiet, file=sys.stderr) as bar:
-        while True:
-            status = job_status(settings, job_id)
-            bar.n = status["done"] + status["failed"] + status["cancelled"]
-            bar.set_postfix_str(f"{status['state']} {status['chars_per_second']:.0f} chars/s")
-            bar.refresh()
-            if status["state"] in JOB_TERMINAL:
-                return status
-            if deadline is not None and time.monotonic() > deadline:
-                raise ShitiError(f"job {job_id} not finished after {timeout:.0f} s")
-            time.sleep(poll)
-
-
-def print_status(status: dict[str, Any]) -> None:
-    s = status
-    eta = "-" if s["eta_seconds"] is None else f"{s['eta_seconds']:.0f} s"
-    lines = [
-        f"job        {s['job_id']}  ({s.get('name') or '-'})",
-        f"state      {s['state']}",
-        f"documents  total {s['total']}  done {s['done']}  failed {s['failed']}  pending {s['pending']}"
-        f"  processing {s['processing']}  cancelled {s['cancelled']}",
-        f"chars      {s['chars_done']:,} / {s['chars_total']:,}",
-        f"speed      {s['docs_per_second']:.1f} docs/s  {s['chars_per_second']:,.0f} chars/s  ETA {eta}",
-        f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"
-        f"  finished {s['finished_at'] or '-'}",
-    ]
-    for f in s["failures"][:5]:
-        lines.append(f"failure    {f['doc_id']}: {f['reason']}: {f['error']}")
-    click.echo("\n".join(lines))
 
 
 @cli.command()
@@ -263,38 +226,9 @@ def retry(job_id: str, settings: Settings) -> None:
 @with_settings
 def reconcile(settings: Settings) -> None:
     """Re-send stuck documents and repair job counters."""
-    from producer.dispatch import reconcile as run
+    from storage.dispatch import reconcile as run
 
     click.echo(json.dumps(run(_with_broker(settings, start=False))))
-
-
-def worker_command(settings: Settings, *, hostname: str | None = None, loglevel: str = "INFO",
-                   extra: tuple[str, ...] = ()) -> tuple[list[str], dict[str, str]]:
-    """argv and environment of a worker process for ``settings`` (also used by the demo and tests)."""
-    argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-P", "prefork", "-c", "1",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", settings.queue,
-            "-l", loglevel, *(["-n", hostname] if hostname else []), *extra]
-    n = str(settings.threads)
-    env = {**os.environ, **settings.to_env(), "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
-    repo_root = str(Path(__file__).resolve().parent.parent)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [repo_root, os.environ.get("PYTHONPATH", "")] if p)
-    return argv, env
-
-
-@cli.command(context_settings={"ignore_unknown_options": True})
-@click.option("--hostname", "-n", help="Celery node name.")
-@click.option("--loglevel", "-l", default="INFO", show_default=True)
-@click.option("--threads", type=int, help="torch threads for the model [SHITI_THREADS].")
-@click.argument("celery_args", nargs=-1, type=click.UNPROCESSED)
-@with_settings
-def worker(hostname: str | None, loglevel: str, threads: int | None, celery_args: tuple[str, ...],
-           settings: Settings) -> None:
-    """Run one worker (prefork, one child holding the model); extra args go to celery."""
-    settings = _with_broker(settings)
-    if threads:
-        settings = settings.replace(threads=threads)
-    argv, env = worker_command(settings, hostname=hostname, loglevel=loglevel, extra=celery_args)
-    os.execve(argv[0], argv, env)
 
 
 @cli.command()
@@ -327,14 +261,6 @@ def redis(port: int | None, detach: bool, stop: bool, settings: Settings) -> Non
         pass
     finally:
         stop_redis(server)
-
-
-@cli.command(context_settings={"ignore_unknown_options": True, "help_option_names": []})
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def model(args: tuple[str, ...]) -> None:
-    """Model tools (fetch, quantize, ...): `shiti model --help`. Imports torch only here."""
-    group = importlib.import_module("worker.model.cli").model
-    group.main(list(args), prog_name="shiti model", standalone_mode=True)
 
 
 @cli.group()

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from storage.errors import PermanentError, ShitiError
+from storage.errors import PermanentError
+from storage.launch import WorkerProcess, start_worker
 from storage.settings import Settings
 
 SAMPLE = Path(__file__).with_name("samples") / "news.jsonl"
@@ -30,46 +29,9 @@ def highlight(text: str, entities: list[dict[str, Any]]) -> str:
     return "".join(out)
 
 
-def _start_worker(settings: Settings, log: Path, *, timeout: float = 600) -> subprocess.Popen[bytes]:
-    from producer.cli import worker_command
-
-    argv, env = worker_command(settings, hostname=f"demo-{os.getpid()}@%h", loglevel="INFO")
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(argv, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    deadline = time.monotonic() + timeout
-    while b" ready." not in log.read_bytes():
-        if proc.poll() is not None:
-            raise ShitiError(f"worker exited with code {proc.returncode}; see {log}")
-        if time.monotonic() > deadline:
-            _stop_worker(proc)
-            raise ShitiError(f"worker not ready after {timeout:.0f} s; see {log}")
-        time.sleep(0.2)
-    return proc
-
-
-def _stop_worker(proc: subprocess.Popen[bytes]) -> None:
-    # The worker runs in its own session: its pid is the group id of parent + pool child.
-    for sig, wait in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
-        if proc.poll() is not None:
-            break
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            break
-        try:
-            proc.wait(wait)
-        except subprocess.TimeoutExpired:
-            continue
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)  # a pool child that outlived its parent
-    except ProcessLookupError:
-        pass
-
-
 def run_demo(settings: Settings, *, limit: int | None = None) -> None:
     """Run the whole flow on ``producer/samples/news.jsonl`` and stop everything it started."""
-    from producer.cli import print_status, wait_for
+    from producer.console import print_status, wait_for
     from producer.service import get_document, submit_corpus, top_entities
     from storage.db import upgrade_schema
     from storage.redis_server import RedisServer, start_redis, stop_redis
@@ -85,14 +47,14 @@ def run_demo(settings: Settings, *, limit: int | None = None) -> None:
     if before not in (None, after):
         click.echo(f"database schema upgraded: {before} -> {after}")
     server: RedisServer | None = None
-    worker: subprocess.Popen[bytes] | None = None
+    worker: WorkerProcess | None = None
     t0 = time.monotonic()
     try:
         if not settings.redis_url:
             server = start_redis(data_dir / "demo-redis")
             settings = settings.replace(redis_url=server.url)
             click.echo(f"redis    {server.url} (pid {server.pid})")
-        worker = _start_worker(settings, data_dir / "demo-worker.log")
+        worker = start_worker(settings, log=data_dir / "demo-worker.log", hostname=f"demo-{os.getpid()}@%h")
         click.echo(f"worker   pid {worker.pid}, model {settings.model} (log {data_dir / 'demo-worker.log'})")
         result = submit_corpus(settings, docs, name="demo: news sample")
         click.echo(f"job      {result.job_id}: {result.documents} documents")
@@ -120,6 +82,6 @@ def run_demo(settings: Settings, *, limit: int | None = None) -> None:
                    f"(query it: shiti entities {result.job_id} --top 10)")
     finally:
         if worker is not None:
-            _stop_worker(worker)
+            worker.stop()
         if server is not None:
             stop_redis(server)

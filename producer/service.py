@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from producer.corpus import read_corpus
-from producer.dispatch import dispatch
 from producer.validation import check_text
 from storage import queries, repo
 from storage.db import get_database
-from storage.domain import DocumentStatus, JobStatus
-from storage.errors import NotFound, ShitiError
+from storage.dispatch import dispatch
+from storage.domain import JOB_TERMINAL, DocumentStatus, JobStatus
+from storage.errors import JobWaitTimeout, NotFound, ShitiError
 from storage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,33 @@ def job_status(settings: Settings, job_id: str) -> dict[str, Any]:
         "failures": [{k: f[k] for k in ("doc_id", "reason", "error")}
                      for f in queries.failures(db, job_id, limit=10)],
     }
+
+
+def wait_job(settings: Settings, job_id: str, *, timeout: float | None = None, poll: float = 0.5,
+             max_poll: float | None = None, on_status: Callable[[dict[str, Any]], None] | None = None,
+             ) -> dict[str, Any]:
+    """Poll :func:`job_status` until the job is terminal and return its last status: the one
+    "wait for a job" of the CLI (progress bar), the API (``POST /extract``), tests and benches.
+
+    Args:
+        timeout: seconds; None waits forever.
+        poll: seconds between polls, doubled after each up to ``max_poll`` (default: fixed).
+        on_status: called with every status polled (progress display).
+
+    Raises:
+        JobWaitTimeout: the job was not terminal after ``timeout`` seconds (it keeps running).
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status = job_status(settings, job_id)
+        if on_status is not None:
+            on_status(status)
+        if status["state"] in JOB_TERMINAL:
+            return status
+        if deadline is not None and time.monotonic() >= deadline:
+            raise JobWaitTimeout(job_id, timeout or 0.0)
+        time.sleep(poll)
+        poll = min(poll * 2, max_poll) if max_poll else poll
 
 
 def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,

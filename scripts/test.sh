@@ -5,4 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
 mkdir -p test-artifacts
+# The import contracts first (pyproject.toml [tool.importlinter]): a back-arrow fails fast.
+lint-imports --no-cache
 exec python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -17,14 +17,25 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from storage import migrate
-from storage.errors import SchemaOutOfDate
+from storage.errors import DatabaseUnavailable, SchemaOutOfDate
 from storage.settings import Settings
 
 _WRITE = "shiti_write"
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _unavailable_is_transient() -> Iterator[None]:
+    # The one place that knows which driver errors mean "the database is away": callers (tasks,
+    # API, reconciler) handle storage's TransientError and never import SQLAlchemy's exceptions.
+    try:
+        yield
+    except (OperationalError, InterfaceError) as exc:
+        detail = str(exc.orig or exc).strip().splitlines()[0][:200] if str(exc.orig or exc).strip() else ""
+        raise DatabaseUnavailable(f"the database is unavailable right now ({detail}); retry shortly") from exc
 
 
 @dataclass(frozen=True)
@@ -39,15 +50,23 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read transaction (SQLite: deferred, never blocks writers under WAL)."""
-        with self.engine.connect() as conn, conn.begin():
+        """A read transaction (SQLite: deferred, never blocks writers under WAL).
+
+        Raises:
+            DatabaseUnavailable: the database is down, restarting or locked.
+        """
+        with _unavailable_is_transient(), self.engine.connect() as conn, conn.begin():
             yield conn
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction (SQLite: ``BEGIN IMMEDIATE``, so writers queue on the busy timeout
-        instead of failing with "database is locked" when upgrading a read lock)."""
-        with write_connection(self.engine) as conn:
+        instead of failing with "database is locked" when upgrading a read lock).
+
+        Raises:
+            DatabaseUnavailable: the database is down, restarting, or locked past the busy timeout.
+        """
+        with _unavailable_is_transient(), write_connection(self.engine) as conn:
             yield conn
 
 
@@ -109,7 +128,8 @@ def get_database(settings: Settings) -> Database:
         db = _CACHE.get(key)
         if db is None:
             db = Database(make_engine(url, busy_timeout_ms=settings.busy_timeout_ms))
-            ensure_schema(db.engine)
+            with _unavailable_is_transient():
+                ensure_schema(db.engine)
             _CACHE[key] = db
         return db
 

@@ -13,6 +13,11 @@ class TransientError(ShitiError):
     """Infrastructure hiccup (database busy, broker unreachable): retrying may help."""
 
 
+class DatabaseUnavailable(TransientError):
+    """The database is down, restarting or locked (an SQLAlchemy ``OperationalError`` or
+    ``InterfaceError``, wrapped by ``storage.db``): nothing was lost; try again shortly."""
+
+
 class PermanentError(ShitiError):
     """Bad input or configuration: retrying cannot help."""
 
@@ -27,3 +32,12 @@ class InvalidTransition(ShitiError):
 
 class SchemaOutOfDate(PermanentError):
     """The database's schema revision is not the one this code needs (``shiti db upgrade``)."""
+
+
+class JobWaitTimeout(ShitiError):
+    """A job was not finished within the time a caller was willing to wait (it keeps running)."""
+
+    def __init__(self, job_id: str, timeout: float) -> None:
+        super().__init__(f"job {job_id} not finished after {timeout:g} s")
+        self.job_id = job_id
+        self.timeout = timeout

@@ -20,10 +20,14 @@ from storage.db import Database
 from storage.domain import (
     INPUT_REASONS,
     ClaimedDocument,
-    DocumentStatus as D,
-    JobStatus as J,
     Outcome,
     Reason,
+)
+from storage.domain import (
+    DocumentStatus as D,
+)
+from storage.domain import (
+    JobStatus as J,
 )
 from storage.errors import InvalidTransition, NotFound
 from storage.schema import document, entity, job

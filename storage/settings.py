@@ -54,7 +54,7 @@ class Settings:
     stale_queued_seconds: int = 0  # 0 -> visibility_timeout + time_limit
     # A queued document older than this while the broker queue is empty has no message that could
     # still reach a worker (lost, or held by a dead one): the reconciler sends it again.
-    lost_queued_seconds: int = 120
+    lost_queued_seconds: int = 30
     reconcile_interval: float = 20.0  # worker parents reconcile this often (one at a time); 0 = off
     # Per-document deadline (layer 1 of the time limits): base + per 10k characters.
     doc_deadline_base: float = 30.0

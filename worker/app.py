@@ -54,9 +54,9 @@ app.conf.include = ["worker.tasks"]
 
 @worker_process_init.connect
 def _init_child(**_: object) -> None:
-    from worker import tasks
+    from worker import runtime
 
-    tasks.init_child(SETTINGS)
+    runtime.init_child(SETTINGS)
 
 
 @worker_init.connect

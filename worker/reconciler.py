@@ -1,7 +1,7 @@
 """The periodic reconciler, run by a daemon thread in every worker parent.
 
 Every ``settings.reconcile_interval`` seconds each worker tries ``SET <lock> NX EX <interval>``
-on the broker; the one that wins runs ``producer.dispatch.reconcile`` (stale documents back to
+on the broker; the one that wins runs ``storage.dispatch.reconcile`` (stale documents back to
 pending, counters recounted, queue topped up). So with N workers the reconciler runs about
 once per interval, never twice at once, and keeps running while any worker lives.
 
@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from storage.db import Database, make_engine
+from storage.dispatch import reconcile
 from storage.settings import Settings
 
 log = logging.getLogger("shiti.reconciler")
@@ -35,8 +36,6 @@ def reconcile_once(settings: Settings, *, db: Database, client: redis.Redis, for
     Returns:
         reconcile's summary, or None when another worker holds the lock.
     """
-    from producer.dispatch import reconcile
-
     ttl = max(1, int(round(settings.reconcile_interval or 1)))
     won = client.set(lock_key(settings), "1", nx=True, ex=ttl)
     if not (won or force):

@@ -5,7 +5,7 @@ would wait for the running batch however long it takes, past the stop grace peri
 SIGKILL. So the parent forwards SIGTERM to its pool child (:func:`forward_to_children`); the
 child, while a batch runs, only sets :data:`STOP` (:func:`busy`): the batch stops between two
 documents, writes what is done and releases the rest to ``pending`` for another worker
-(``worker.tasks.run_batch``). A child idle between batches exits at once, as it did before.
+(``worker.batch.run_batch``). A child idle between batches exits at once, as it did before.
 """
 
 from __future__ import annotations

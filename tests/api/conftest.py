@@ -1,7 +1,7 @@
 """API tests: FastAPI's TestClient over a real database (SQLite file, and PostgreSQL when available).
 
 No broker is configured (documents stay pending, as with Redis down); ``work`` plays the worker
-by running the real task body (``worker.tasks.run_batch``) with the fake tagger.
+by running the real task body (``worker.batch.run_batch``) with the fake tagger.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 def work(settings: Settings, job_id: str) -> None:
     """Tag every pending document of ``job_id`` through the worker's own batch function."""
-    from worker.tasks import run_batch
+    from worker.batch import run_batch
 
     db = get_database(settings)
     tagger = make_tagger()

@@ -16,10 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select, text
 
-from producer.cli import cli, worker_command
+from producer.cli import cli
 from storage import migrate
 from storage.db import dispose_all, get_database, make_engine
 from storage.errors import SchemaOutOfDate
+from storage.launch import worker_command
 from storage.redis_server import RedisServer
 from storage.schema import metadata
 from storage.settings import Settings

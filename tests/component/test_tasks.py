@@ -13,7 +13,7 @@ from storage.db import Database
 from storage.schema import document, entity, job
 from storage.settings import Settings
 from tests.helpers.fake_tagger import FakeTagger
-from worker.tasks import run_batch
+from worker.batch import run_batch
 
 TEXTS = ["新华社北京电，张伟在清华大学演讲。", "王芳从上海来到杭州。", "今天天气很好。", "李娜加入华为公司[[RAISE]]",
          "", "中国银行在深圳开业。"]

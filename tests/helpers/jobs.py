@@ -11,11 +11,10 @@ from typing import Any
 import redis
 from sqlalchemy import func, select
 
-from producer.service import job_status
+from producer.service import wait_job
 from storage.db import get_database
-from storage.domain import JOB_TERMINAL
-from storage.schema import document, entity
 from storage.queue import queue_keys
+from storage.schema import document, entity
 from storage.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "producer" / "samples" / "news.jsonl"
@@ -35,14 +34,7 @@ def write_corpus(path: Path, *, n: int = 120, long_chars: int = 6000) -> list[di
 
 
 def wait_terminal(settings: Settings, job_id: str, *, timeout: float) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = job_status(settings, job_id)
-        if status["state"] in JOB_TERMINAL:
-            return status
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"job not terminal after {timeout} s: {status}")
-        time.sleep(0.2)
+    return wait_job(settings, job_id, timeout=timeout, poll=0.2)
 
 
 def wait_drained(settings: Settings, *, timeout: float) -> None:

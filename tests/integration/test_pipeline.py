@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from producer.dispatch import broker, plan_batches
 from producer.service import submit_corpus
 from storage import repo
 from storage.db import get_database
+from storage.dispatch import broker, plan_batches
 from storage.queue import BatchMessage, publish
 from storage.redis_server import RedisServer
 from storage.schema import document

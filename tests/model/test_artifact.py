@@ -10,7 +10,8 @@ from torch.ao.nn.quantized import dynamic as nnqd
 
 from worker.model.artifact import load_artifact, quantize
 from worker.model.errors import ModelLoadError
-from worker.model.tagger import Tagger, load_tagger
+from worker.model.loading import load_tagger
+from worker.model.tagger import Tagger
 
 
 def _sample_texts(n: int, seed: int = 0) -> list[str]:

@@ -67,7 +67,7 @@ def test_worker_load_imports_transformers_only_in_word_mode(tiny, char_mode: boo
     art = quantize(src, src.parent / "art", fmt="torch")
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
-        "from worker.model.tagger import load_tagger;"
+        "from worker.model.loading import load_tagger;"
         "t = load_tagger(sys.argv[2]); ents = t.annotate(['北京大学和清华大学在北京'])[0];"
         "print(json.dumps(['transformers' in sys.modules, len(ents) >= 0]))"
     )

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from storage.settings import DEFAULT_MODEL
 from worker.model.artifact import quantize
 from worker.model.errors import ModelLoadError
+from worker.model.loading import load_tagger
 from worker.model.onnx_model import ONNX_FILES, is_onnx_artifact, load_onnx_model, sha256_file
-from worker.model.tagger import Tagger, load_tagger
+from worker.model.tagger import Tagger
 
 SAMPLES = Path(__file__).resolve().parents[2] / "producer" / "samples" / "news.jsonl"
 

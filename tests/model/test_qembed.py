@@ -13,11 +13,12 @@ from test_artifact import _keys, _sample_texts
 from torch import nn
 
 from worker.model.artifact import load_artifact, quantize
-from worker.model.errors import ModelLoadError
 from worker.model.checkpoint import load_raner_dir
+from worker.model.errors import ModelLoadError
+from worker.model.loading import load_tagger
 from worker.model.qembed import Int8Embedding
 from worker.model.raner_dir import dequantize_artifact
-from worker.model.tagger import Tagger, load_tagger
+from worker.model.tagger import Tagger
 
 EMB = "encoder.embeddings.word_embeddings"
 

@@ -11,8 +11,9 @@ from test_artifact import _keys, _sample_texts
 
 from worker.model.artifact import load_artifact, quantize, quantize_model
 from worker.model.checkpoint import load_raner_dir
+from worker.model.loading import load_tagger
 from worker.model.smooth import calibration_texts, ffn_input_absmax, smooth_ffn, smoothing_scales
-from worker.model.tagger import Tagger, load_tagger
+from worker.model.tagger import Tagger
 
 
 def _emissions(loaded, texts: list[str]) -> torch.Tensor:

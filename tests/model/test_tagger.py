@@ -7,7 +7,7 @@ import time
 import pytest
 
 from worker.model.errors import DeadlineExceeded
-from worker.model.tagger import load_tagger
+from worker.model.loading import load_tagger
 
 FILLER = "我们的政府委员会在天津说到了"  # no rule characters: all O
 

@@ -16,8 +16,8 @@ from worker.model.bio import read_bio
 from worker.model.checkpoint import read_tokenizer
 from worker.model.encoding import CharEncoder
 from worker.model.evaluate import evaluate
+from worker.model.loading import load_tagger
 from worker.model.network import BertCrf
-from worker.model.tagger import load_tagger
 from worker.model.train import LABELS, TrainConfig, collate, init_model, make_examples, train
 
 PEOPLE = ["李明", "王芳", "张伟", "刘洋"]

@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torchcrf import CRF
 
-from worker.model.viterbi import viterbi
+from worker.model.viterbi import viterbi_numpy
+
+
+def viterbi(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """viterbi_numpy with torchcrf's parameters and torch tensors in and out."""
+    params = [p.detach().float().numpy() for p in (crf.start_transitions, crf.end_transitions, crf.transitions)]
+    lengths = mask.sum(1).numpy()
+    return torch.from_numpy(viterbi_numpy(*params, emissions.detach().float().numpy(), lengths))
 
 
 def test_paths_identical_to_torchcrf_decode() -> None:

@@ -17,7 +17,7 @@ from storage.schema import document
 from storage.settings import Settings
 from tests.helpers.jobs import stored_entities
 from tests.reliability.helpers import doc_rows, make_texts, reference_entities
-from worker.tasks import run_batch
+from worker.batch import run_batch
 from tests.helpers.fake_tagger import FakeTagger
 
 GOOD = make_texts(6, seed=1)

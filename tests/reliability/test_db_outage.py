@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.exc import OperationalError
 
 from producer.api import create_app
 from producer.service import submit_corpus
 from storage.db import dispose_all
+from storage.errors import TransientError
 from storage.redis_server import RedisServer
 from storage.settings import Settings
 from tests.helpers.jobs import stored_entities, wait_terminal
@@ -46,7 +46,7 @@ N_DOCS = 1200
 def _done(settings: Settings, job_id: str) -> int | None:
     try:
         return int(job_row(settings, job_id)["done"])
-    except OperationalError:  # the database is away
+    except TransientError:  # the database is away
         return None
 
 

@@ -10,14 +10,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from producer.dispatch import reconcile
 from producer.service import submit_corpus
 from storage.db import Database, dispose_all, get_database
+from storage.dispatch import reconcile
 from storage.schema import document, entity, job
 from storage.settings import Settings
 from tests.helpers.fake_tagger import FakeTagger
 from tests.reliability.helpers import make_texts
-from worker.tasks import run_batch
+from worker.batch import run_batch
 
 DOCS = make_texts(40, seed=9) + [{"id": "bad", "text": "张伟[[RAISE]]"}, {"id": "empty", "text": " "}]
 

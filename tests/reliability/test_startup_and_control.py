@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from producer.cli import worker_command
 from producer.service import submit_corpus
+from storage.launch import worker_command
 from storage.queue import celery_config, startup_problems
 from storage.redis_server import RedisServer, start_redis, stop_redis
 from tests.helpers.jobs import wait_terminal

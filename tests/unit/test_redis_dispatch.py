@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from producer import dispatch as dispatch_mod
-from producer.dispatch import dispatch, plan_batches, queue_depth
 from producer.service import submit_corpus
+from storage import dispatch as dispatch_mod
 from storage import queries
 from storage.db import dispose_all, get_database
+from storage.dispatch import dispatch, plan_batches, queue_depth
 from storage.queue import PRIORITY_NORMAL, queue_keys
 from storage.settings import Settings
 

@@ -7,16 +7,28 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
+from storage.errors import ShitiError
 from storage.settings import DEFAULT_MODEL as _DEFAULT
 from worker.model.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
 
 DEFAULT_MODEL = Path(_DEFAULT)
 
 
-@click.group("model")
+class ModelGroup(click.Group):
+    """Model commands report a bad model or input as one line (``Error: ...``, exit 1), not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ShitiError, ValueError) as exc:  # ModelError is a ShitiError
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group("model", cls=ModelGroup)
 def model() -> None:
     """Fetch, quantize, evaluate and train NER models."""
 
@@ -37,13 +49,9 @@ def _need_torch(what: str) -> None:
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for the hub.")
 def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
     """Download a RaNER checkpoint from ModelScope."""
-    from worker.model.errors import ModelError
     from worker.model.fetch import fetch
 
-    try:
-        got = fetch(model_id, out, timeout=timeout)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    got = fetch(model_id, out, timeout=timeout)
     click.echo(f"downloaded {model_id} to {got}")
 
 
@@ -71,15 +79,11 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
     """Write an INT8 artifact for SRC: a RaNER checkpoint, a training run, or (to ONNX) a torch artifact."""
     _need_torch("shiti model quantize")
     from worker.model.artifact import quantize
-    from worker.model.errors import ModelError
     from worker.model.smooth import calibration_texts as read_texts
 
-    try:
-        texts = read_texts(calibration, calibration_texts) if calibration else []
-        got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
-                       smooth_alpha=smooth_alpha, int8_embeddings=not float_embeddings, fmt=fmt)
-    except (ModelError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    texts = read_texts(calibration, calibration_texts) if calibration else []
+    got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
+                   smooth_alpha=smooth_alpha, int8_embeddings=not float_embeddings, fmt=fmt)
     manifest = json.loads((got / "manifest.json").read_text())
     weights = got / ("model.onnx" if fmt == "onnx" else "model.pt")
     digest = manifest["files"]["model.onnx"] if fmt == "onnx" else manifest["sha256"]
@@ -93,13 +97,9 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
 def dequantize_cmd(src: Path, out: Path) -> None:
     """Write the torch INT8 artifact SRC back as an FP32 RaNER directory (e.g. to train it further)."""
     _need_torch("shiti model dequantize")
-    from worker.model.errors import ModelError
     from worker.model.raner_dir import dequantize_artifact
 
-    try:
-        got = dequantize_artifact(src, out)
-    except ModelError as exc:
-        raise click.ClickException(str(exc)) from exc
+    got = dequantize_artifact(src, out)
     click.echo(f"wrote {got}")
 
 
@@ -118,19 +118,15 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
     """Precision/recall/F1 (micro and per type) and speed of a model on BIO files."""
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
-    from worker.model.errors import ModelError
     from worker.model.evaluate import evaluate_files
+    from worker.model.loading import load_tagger
     from worker.model.onnx_model import is_onnx_artifact
-    from worker.model.tagger import load_tagger
 
     if not is_onnx_artifact(model_dir):
         _need_torch(f"evaluating {model_dir} (not an ONNX artifact)")
 
-    try:
-        tagger = load_tagger(model_dir, int8=not fp32, max_length=max_length, threads=threads)
-        result = evaluate_files(tagger, data_files, limit=limit)
-    except (ModelError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    tagger = load_tagger(model_dir, int8=not fp32, max_length=max_length, threads=threads)
+    result = evaluate_files(tagger, data_files, limit=limit)
     if as_json:
         # One file: its scores at the top level (as before); several: per file plus the macro average.
         click.echo(json.dumps(result["files"][str(data_files[0])] if len(data_files) == 1 else result, indent=2))
@@ -183,7 +179,6 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...
     --layers (``--init TEACHER --layers 3``) and it learns the gold tags and the teacher's emissions.
     """
     _need_torch("shiti model train")
-    from worker.model.errors import ModelError
     from worker.model.train import TrainConfig, parse_weighted, train
 
     try:
@@ -198,8 +193,5 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...
                       head_lr=head_lr, warmup=warmup, ckpt_every=ckpt_every, batch_tokens=batch_tokens,
                       eval_every=eval_every, threads=threads, seed=seed, teacher=teacher,
                       distill_weight=distill_weight, distill_loss=distill_loss)
-    try:
-        summary = train(cfg, resume=resume, max_steps=max_steps)
-    except (ValueError, ModelError) as exc:
-        raise click.ClickException(str(exc)) from exc
+    summary = train(cfg, resume=resume, max_steps=max_steps)
     click.echo(json.dumps(summary))

@@ -1,14 +1,11 @@
-"""Errors raised by the model package.
-
-``storage/errors.py`` (the project's one root error) did not exist when this was
-written, so the model package roots its errors at ``ModelError``; once the root
-exists, ``ModelError`` should subclass it.
-"""
+"""Errors raised by the model package, under the project's one root (``storage.errors.ShitiError``)."""
 
 from __future__ import annotations
 
+from storage.errors import ShitiError
 
-class ModelError(Exception):
+
+class ModelError(ShitiError):
     """Root of every error raised under ``worker.model``."""
 
 

@@ -5,17 +5,12 @@ backtracks sequence by sequence in Python and returns lists; this keeps both
 passes as array ops over the whole batch. The arrays are tiny (batch x labels x
 labels per step), so the loop runs in NumPy: a NumPy op costs ~1 µs against
 ~10 µs for a torch op (dispatch, and a thread-pool hand-off on a busy machine).
-Paths are checked against torchcrf's in the tests.
+No torch here (serving imports this); paths are checked against torchcrf's in the tests.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 import numpy as np
-
-if TYPE_CHECKING:  # the tagger (and so a serving worker) uses viterbi_numpy only: no torch
-    import torch
 
 
 def viterbi_numpy(
@@ -60,21 +55,3 @@ def viterbi_numpy(
         tags[:, t] = cur
     tags[np.arange(steps)[None] > ends[:, None]] = 0
     return tags
-
-
-def viterbi(crf: Any, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Best tag path per sequence (torch in and out).
-
-    Args:
-        crf: anything with torchcrf's ``start_transitions``/``end_transitions``/``transitions``.
-        emissions: (B, T, N) float emissions.
-        mask: (B, T) bool, a contiguous prefix of True per sequence, first step True.
-
-    Returns:
-        (B, T) long tensor of tag ids; positions past a sequence's length are 0.
-    """
-    import torch
-
-    params = [p.detach().float().numpy() for p in (crf.start_transitions, crf.end_transitions, crf.transitions)]
-    lengths = mask.sum(1).numpy()
-    return torch.from_numpy(viterbi_numpy(*params, emissions.detach().float().numpy(), lengths))

@@ -1,0 +1,44 @@
+"""What the CLI and the demo print about a job: a progress bar while waiting, and the status block."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from storage.settings import Settings
+
+
+def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, timeout: float | None = None) -> dict[str, Any]:
+    """Wait for a job with a tqdm progress bar on stderr (``service.wait_job``)."""
+    from tqdm import tqdm
+
+    from producer.service import job_status, wait_job
+
+    with tqdm(total=job_status(settings, job_id)["total"], unit="doc", disable=quiet, file=sys.stderr) as bar:
+
+        def show(status: dict[str, Any]) -> None:
+            bar.n = status["done"] + status["failed"] + status["cancelled"]
+            bar.set_postfix_str(f"{status['state']} {status['chars_per_second']:.0f} chars/s")
+            bar.refresh()
+
+        return wait_job(settings, job_id, timeout=timeout, on_status=show)
+
+
+def print_status(status: dict[str, Any]) -> None:
+    s = status
+    eta = "-" if s["eta_seconds"] is None else f"{s['eta_seconds']:.0f} s"
+    lines = [
+        f"job        {s['job_id']}  ({s.get('name') or '-'})",
+        f"state      {s['state']}",
+        f"documents  total {s['total']}  done {s['done']}  failed {s['failed']}  pending {s['pending']}"
+        f"  processing {s['processing']}  cancelled {s['cancelled']}",
+        f"chars      {s['chars_done']:,} / {s['chars_total']:,}",
+        f"speed      {s['docs_per_second']:.1f} docs/s  {s['chars_per_second']:,.0f} chars/s  ETA {eta}",
+        f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"
+        f"  finished {s['finished_at'] or '-'}",
+    ]
+    for f in s["failures"][:5]:
+        lines.append(f"failure    {f['doc_id']}: {f['reason']}: {f['error']}")
+    click.echo("\n".join(lines))
