@@ -29,7 +29,14 @@ from starlette.datastructures import UploadFile
 from producer import api_errors, api_queries, metrics, service
 from producer.api_errors import ApiError
 from producer.api_upload import BodyLimit, load_json_documents, looks_like_json_array, normalise_format, spool
-from storage.domain import JOB_TERMINAL, JobStatus
+from storage.domain import (
+    DOC_TERMINAL,
+    DOC_TRANSITIONS,
+    JOB_TERMINAL,
+    JOB_TRANSITIONS,
+    DocumentStatus,
+    JobStatus,
+)
 from storage.errors import EXIT_CONFIG, JobWaitTimeout
 from storage.settings import Settings
 
@@ -135,6 +142,18 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     def healthz() -> dict[str, str]:
         """Liveness: answers without touching the database or the broker."""
         return {"status": "ok"}
+
+    @app.get("/states", tags=["ops"])
+    def states() -> dict[str, Any]:
+        """The job and document state machines (``storage/domain.py``): every state, the terminal
+        ones, and the allowed transitions. The web page takes its state lists from here."""
+        return {
+            "job": {"states": [str(s) for s in JobStatus], "terminal": sorted(str(s) for s in JOB_TERMINAL),
+                    "transitions": {str(a): sorted(str(b) for b in bs) for a, bs in JOB_TRANSITIONS.items()}},
+            "document": {"states": [str(s) for s in DocumentStatus],
+                         "terminal": sorted(str(s) for s in DOC_TERMINAL),
+                         "transitions": {str(a): sorted(str(b) for b in bs) for a, bs in DOC_TRANSITIONS.items()}},
+        }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def prometheus() -> PlainTextResponse:

@@ -7,4 +7,6 @@ cd "$(dirname "$0")/.."
 mkdir -p test-artifacts
 # The import contracts first (pyproject.toml [tool.importlinter]): a back-arrow fails fast.
 lint-imports --no-cache
+# Types of the service boundary ([tool.mypy]: strict on storage/ and producer/).
+mypy
 exec python -m pytest -q -p no:cacheprovider --durations=15 "$@"

@@ -18,22 +18,24 @@ from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select
 
 from storage.db import Database
 from storage.domain import (
+    DOC_CLAIMABLE,
+    DOC_UNFINISHED,
     INPUT_REASONS,
+    JOB_ACCEPTS_WORK,
+    JOB_OPEN,
+    JOB_RETRYABLE,
     ClaimedDocument,
     Outcome,
     Reason,
 )
-from storage.domain import (
-    DocumentStatus as D,
-)
-from storage.domain import (
-    JobStatus as J,
-)
+from storage.domain import DocumentStatus as D
+from storage.domain import JobStatus as J
 from storage.errors import InvalidTransition, NotFound
 from storage.schema import document, entity, job
 
-_OPEN = (J.SUBMITTED, J.RUNNING, J.CANCELLING)
-_CLAIMABLE = (D.PENDING, D.QUEUED)
+_OPEN = tuple(sorted(JOB_OPEN))
+_ACCEPTS_WORK = tuple(sorted(JOB_ACCEPTS_WORK))
+_CLAIMABLE = tuple(sorted(DOC_CLAIMABLE))
 
 
 def new_id() -> str:
@@ -47,13 +49,15 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], 
         return
     name = conn.dialect.name
     if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        conn.execute(pg_insert(table).on_conflict_do_nothing(index_elements=keys), list(rows))
     elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        conn.execute(sqlite_insert(table).on_conflict_do_nothing(index_elements=keys), list(rows))
     else:  # pragma: no cover - other dialects: plain insert, the UNIQUE constraint still guards
         conn.execute(insert(table), list(rows))
-        return
-    conn.execute(dialect_insert(table).on_conflict_do_nothing(index_elements=keys), list(rows))
 
 
 # ---------------------------------------------------------------------------------- jobs, ingest
@@ -189,7 +193,7 @@ def dispatchable_jobs(db: Database) -> list[str]:
     with db.read() as conn:
         stmt = (
             select(job.c.id)
-            .where(job.c.sealed.is_(True), job.c.status.in_((J.SUBMITTED, J.RUNNING)))
+            .where(job.c.sealed.is_(True), job.c.status.in_(_ACCEPTS_WORK))
             .order_by(job.c.seq)
         )
         return list(conn.execute(stmt).scalars())
@@ -241,7 +245,7 @@ def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None 
     since claims are fenced."""
     now = time.time() if now is None else now
     with db.write() as conn:
-        open_jobs = select(job.c.id).where(job.c.status.in_((J.SUBMITTED, J.RUNNING)))
+        open_jobs = select(job.c.id).where(job.c.status.in_(_ACCEPTS_WORK))
         stmt = (
             update(document)
             .where(
@@ -288,7 +292,7 @@ def tried_before(db: Database, doc_ids: Sequence[int]) -> set[int]:
     with db.read() as conn:
         stmt = select(document.c.id).where(
             document.c.id.in_(list(doc_ids)), document.c.attempts > 0,
-            document.c.status.in_((D.PENDING, D.QUEUED, D.PROCESSING)))
+            document.c.status.in_(tuple(sorted(DOC_UNFINISHED))))
         return {int(i) for i in conn.execute(stmt).scalars()}
 
 
@@ -318,7 +322,7 @@ def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: f
         status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
         if status is None:
             return []
-        if status not in (J.SUBMITTED, J.RUNNING):
+        if status not in JOB_ACCEPTS_WORK:
             if status == J.CANCELLING:
                 n = conn.execute(update(document).where(claimable).values(
                     status=D.CANCELLED, reason="cancelled", lease_expires_at=None, updated_at=now)).rowcount
@@ -448,7 +452,7 @@ def cancel_job(db: Database, job_id: str) -> str:
         status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
         if status is None:
             raise NotFound(f"no job {job_id}")
-        if status in (J.SUCCEEDED, J.PARTIALLY_FAILED, J.FAILED, J.CANCELLED):
+        if status not in JOB_OPEN:
             raise InvalidTransition(f"job {job_id} is already {status}")
         conn.execute(update(job).where(job.c.id == job_id, job.c.status.in_(_OPEN))
                      .values(status=J.CANCELLING))
@@ -466,7 +470,7 @@ def retry_failed(db: Database, job_id: str) -> int:
         status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
         if status is None:
             raise NotFound(f"no job {job_id}")
-        if status not in (J.RUNNING, J.PARTIALLY_FAILED, J.FAILED):
+        if status not in JOB_RETRYABLE:
             raise InvalidTransition(f"cannot retry a job that is {status}")
         n = int(conn.execute(update(document).where(
             document.c.job_id == job_id, document.c.status == D.FAILED,

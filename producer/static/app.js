@@ -2,8 +2,9 @@
 "use strict";
 
 const LABEL_NAMES = { PER: "人名", LOC: "地名", ORG: "机构" };
-const STATES = ["submitted", "running", "succeeded", "partially_failed", "failed", "cancelling", "cancelled"];
-const TERMINAL = new Set(["succeeded", "partially_failed", "failed", "cancelled"]);
+// The job states come from the API (GET /states, the server's one state machine) at boot.
+let STATES = [];
+let TERMINAL = new Set();
 const POLL_MS = 1500;
 const SAMPLE = "张伟在北京大学读书，毕业后加入了阿里巴巴，常驻杭州。";
 
@@ -217,7 +218,7 @@ async function viewJobs() {
       <div class="card-head">
         <h2>All jobs</h2>
         <div class="segmented" id="state-filter">
-          ${["", "running", "succeeded", "partially_failed", "failed", "cancelled"].map((s) =>
+          ${["", ...STATES].map((s) =>
             `<button data-state="${s}" class="${s === jobsState.filter ? "on" : ""}">${s ? s.replace("_", " ") : "all"}</button>`).join("")}
         </div>
       </div>
@@ -588,4 +589,13 @@ function route() {
 }
 window.addEventListener("hashchange", route);
 document.addEventListener("visibilitychange", () => { /* polls skip while hidden and resume on the next tick */ });
-route();
+(async () => {
+  try {
+    const s = await api("/states");
+    STATES = s.job.states;
+    TERMINAL = new Set(s.job.terminal);
+  } catch (e) {
+    toast(`Could not load the job states: ${e.message}`, true);
+  }
+  route();
+})();

@@ -149,3 +149,13 @@ def test_retry_of_a_succeeded_job_conflicts(client: TestClient, settings: Settin
     job_id = submit(client, DOCS)
     work(settings, job_id)
     assert_error(client.post(f"/jobs/{job_id}/retry"), 409, "invalid_transition")
+
+
+def test_states_serves_the_domain_state_machine(client: TestClient) -> None:
+    from storage.domain import DOC_TRANSITIONS, JOB_TERMINAL, JOB_TRANSITIONS, JobStatus
+
+    got = client.get("/states").json()
+    assert got["job"]["states"] == [s.value for s in JobStatus]
+    assert set(got["job"]["terminal"]) == {s.value for s in JOB_TERMINAL}
+    assert got["job"]["transitions"]["running"] == sorted(s.value for s in JOB_TRANSITIONS[JobStatus.RUNNING])
+    assert set(got["document"]["transitions"]) == {s.value for s in DOC_TRANSITIONS}
