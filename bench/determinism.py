@@ -55,7 +55,7 @@ def through_pipeline(model: str, corpus: Path, root: Path, threads: int) -> tupl
         with pipeline(model, root, threads=threads, batch_docs=batch_docs) as pipe:
             job = pipe.submit_and_wait(corpus)["status"]["job_id"]
             out = shiti("export", job, env=pipe.env).stdout
-            exports.append({r["id"]: [(e["start"], e["end"], e["label"], round(e["score"], 6))
+            exports.append({r["doc_id"]: [(e["start"], e["end"], e["label"], round(e["score"], 6))
                                       for e in r["entities"]] for r in map(json.loads, out.splitlines())})
     a, b = exports
     assert a.keys() == b.keys()

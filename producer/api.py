@@ -39,6 +39,16 @@ from storage.domain import (
 )
 from storage.errors import EXIT_CONFIG, JobWaitTimeout
 from storage.settings import Settings
+from storage.views import (
+    DocumentView,
+    EntityPage,
+    ExtractResult,
+    JobPage,
+    JobProgress,
+    JobSummary,
+    RetryResult,
+    TopEntities,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_EXTRACT_TIMEOUT = 30.0
@@ -215,7 +225,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
 
     @app.get("/jobs", tags=["jobs"])
     def list_jobs(state: str | None = Query(None, description="filter by job state"),
-                  limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None)) -> dict[str, Any]:
+                  limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None)) -> JobPage:
         """Jobs, newest first, one page at a time (pass `next_cursor` back as `cursor`).
 
         Jobs still running carry the live fields of `GET /jobs/{id}` (rates, ETA)."""
@@ -223,8 +233,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         page["items"] = [_live(item) for item in page["items"]]
         return page
 
-    def _live(item: dict[str, Any]) -> dict[str, Any]:
-        if item.get("state") in JOB_TERMINAL:
+    def _live(item: JobSummary | JobProgress) -> JobSummary | JobProgress:
+        if item["state"] in JOB_TERMINAL:
             return item
         try:
             return service.job_status(settings, item["job_id"])
@@ -232,17 +242,17 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
             return item
 
     @app.get("/jobs/{job_id}", tags=["jobs"])
-    def get_job(job_id: str) -> dict[str, Any]:
+    def get_job(job_id: str) -> JobProgress:
         """Progress of one job (the same fields as `shiti status --json`)."""
         return service.job_status(settings, job_id)
 
     @app.post("/jobs/{job_id}/cancel", tags=["jobs"])
-    def cancel_job(job_id: str) -> dict[str, Any]:
+    def cancel_job(job_id: str) -> JobProgress:
         """Cancel: documents not yet claimed are skipped; 409 when the job already finished."""
         return service.cancel_job(settings, job_id)
 
     @app.post("/jobs/{job_id}/retry", tags=["jobs"])
-    def retry_job(job_id: str) -> dict[str, Any]:
+    def retry_job(job_id: str) -> RetryResult:
         """Re-queue the job's failed documents (not those rejected as bad input)."""
         return service.retry_failed(settings, job_id)
 
@@ -258,20 +268,20 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                  type: str | None = Query(None, description="entity label, e.g. PER, LOC, ORG"),
                  text: str | None = Query(None, description="exact entity text"),
                  doc: str | None = Query(None, description="document id"),
-                 cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)) -> dict[str, Any]:
+                 cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)) -> EntityPage:
         """Entities of a job in a stable order (keyset pagination: pass `next_cursor` back)."""
         return service.find_entities(settings, job_id, label=type or None, text=text or None,
                                      doc=doc or None, cursor=_cursor(cursor), limit=limit)
 
     @app.get("/jobs/{job_id}/entities/top", tags=["entities"])
-    def top(job_id: str, type: str | None = Query(None), limit: int = Query(20, ge=1, le=500)) -> dict[str, Any]:
+    def top(job_id: str, type: str | None = Query(None), limit: int = Query(20, ge=1, le=500)) -> TopEntities:
         """Most frequent entity strings, `limit` per label, most frequent first."""
         items = service.top_entities(settings, job_id, label=type or None, limit=limit)
         return {"items": sorted(items, key=lambda e: (-e["count"], e["label"], e["text"]))}
 
     @app.get("/jobs/{job_id}/documents/{doc_id:path}", tags=["entities"])
-    def document(job_id: str, doc_id: str) -> dict[str, Any]:
-        """One document: its stored text, status and entities (end-exclusive code-point offsets)."""
+    def document(job_id: str, doc_id: str) -> DocumentView:
+        """One document: its stored text, state and entities (end-exclusive code-point offsets)."""
         return service.get_document(settings, job_id, doc_id)
 
     @app.get("/jobs/{job_id}/export", tags=["entities"], response_class=StreamingResponse)
@@ -289,7 +299,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     # ---------------------------------------------------------------- one sentence
 
     @app.post("/extract", tags=["entities"], responses={504: {"description": "no worker answered in time"}})
-    async def extract(body: ExtractRequest) -> dict[str, Any]:
+    async def extract(body: ExtractRequest) -> ExtractResult:
         """Tag one text: it becomes a one-document job, answered when a worker has done it."""
         result = await run_in_threadpool(service.submit_corpus, settings,
                                          [{"id": EXTRACT_DOC_ID, "text": body.text}],
@@ -303,8 +313,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
             raise ApiError("timeout", f"no worker finished the text within {timeout:g} s; "
                            f"poll GET /jobs/{result.job_id}", job_id=result.job_id) from None
         doc = await run_in_threadpool(service.get_document, settings, result.job_id, EXTRACT_DOC_ID)
-        return {"job_id": result.job_id, "text": doc["text"], "status": doc["status"],
-                "reason": doc.get("reason"), "entities": doc["entities"]}
+        return {"job_id": result.job_id, "text": doc["text"], "state": doc["state"],
+                "reason": doc["reason"], "entities": doc["entities"]}
 
     @app.get("/docs/", include_in_schema=False)
     def docs_slash() -> RedirectResponse:

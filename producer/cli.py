@@ -10,6 +10,7 @@ import importlib
 import json
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from producer.console import print_status, wait_for
 from storage.cli_options import with_settings
 from storage.errors import NotFound, ShitiError
 from storage.settings import Settings
+from storage.views import EntityView
 
 
 class ShitiGroup(click.Group):
@@ -154,18 +156,22 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
         raise click.UsageError("give a job id")
     fmt = "jsonl" if as_json else fmt
     label = label.upper() if label else None
+    # Printed as plain mappings: the columns differ between the two listings.
+    rows: list[Mapping[str, Any]]
     if top:
-        rows = top_entities(settings, job_id, label=label, limit=top)
+        rows = list(top_entities(settings, job_id, label=label, limit=top))
         cols = ["label", "text", "count"]
     else:
-        rows, cursor = [], None
-        while len(rows) < limit:
+        found: list[EntityView] = []
+        cursor = None
+        while len(found) < limit:
             page = find_entities(settings, job_id, label=label, text=text, doc=doc, cursor=cursor,
-                                 limit=min(1000, limit - len(rows)))
-            rows.extend(page["items"])
+                                 limit=min(1000, limit - len(found)))
+            found.extend(page["items"])
             cursor = page["next_cursor"]
             if cursor is None:
                 break
+        rows = list(found)
         cols = ["doc_id", "start", "end", "label", "text", "score"]
     if fmt == "jsonl":
         for r in rows:

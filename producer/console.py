@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
 
 import click
 
 from storage.settings import Settings
+from storage.views import JobProgress
 
 
-def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, timeout: float | None = None) -> dict[str, Any]:
+def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, timeout: float | None = None) -> JobProgress:
     """Wait for a job with a tqdm progress bar on stderr (``service.wait_job``)."""
     from tqdm import tqdm
 
@@ -18,7 +18,7 @@ def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, timeout: f
 
     with tqdm(total=job_status(settings, job_id)["total"], unit="doc", disable=quiet, file=sys.stderr) as bar:
 
-        def show(status: dict[str, Any]) -> None:
+        def show(status: JobProgress) -> None:
             bar.n = status["done"] + status["failed"] + status["cancelled"]
             bar.set_postfix_str(f"{status['state']} {status['chars_per_second']:.0f} chars/s")
             bar.refresh()
@@ -26,7 +26,7 @@ def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, timeout: f
         return wait_job(settings, job_id, timeout=timeout, on_status=show)
 
 
-def print_status(status: dict[str, Any]) -> None:
+def print_status(status: JobProgress) -> None:
     s = status
     eta = "-" if s["eta_seconds"] is None else f"{s['eta_seconds']:.0f} s"
     lines = [

@@ -6,20 +6,20 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
 from storage.errors import PermanentError
 from storage.launch import WorkerProcess, start_worker
 from storage.settings import Settings
+from storage.views import SpanView
 
 SAMPLE = Path(__file__).with_name("samples") / "news.jsonl"
 COLOURS = {"PER": "\033[1;31m", "LOC": "\033[1;32m", "ORG": "\033[1;34m"}
 RESET = "\033[0m"
 
 
-def highlight(text: str, entities: list[dict[str, Any]]) -> str:
+def highlight(text: str, entities: list[SpanView]) -> str:
     """``text`` with each entity wrapped in its label's ANSI colour."""
     out, pos = [], 0
     for e in sorted(entities, key=lambda e: e["start"]):

@@ -22,6 +22,16 @@ from storage.dispatch import dispatch
 from storage.domain import JOB_TERMINAL, DocumentStatus, JobStatus
 from storage.errors import JobWaitTimeout, NotFound, ShitiError
 from storage.settings import Settings
+from storage.views import (
+    DocumentView,
+    EntityPage,
+    ExportRecord,
+    JobPage,
+    JobProgress,
+    JobSummary,
+    RetryResult,
+    TopEntity,
+)
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +95,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
 
-def job_status(settings: Settings, job_id: str) -> dict[str, Any]:
+def job_status(settings: Settings, job_id: str) -> JobProgress:
     """The ``shiti status --json`` object of a job (rates over the running time so far)."""
     db = get_database(settings)
     j = queries.get_job(db, job_id)
@@ -102,7 +112,7 @@ def job_status(settings: Settings, job_id: str) -> dict[str, Any]:
         eta = 0.0
     else:
         eta = None
-    return {
+    progress: JobProgress = {
         "job_id": j["id"], "name": j["name"], "state": j["status"],
         "total": j["total"], "done": j["done"], "failed": j["failed"],
         "pending": max(0, j["total"] - terminal - j["processing"]),
@@ -111,14 +121,15 @@ def job_status(settings: Settings, job_id: str) -> dict[str, Any]:
         "docs_per_second": round(dps, 2), "chars_per_second": round(cps, 1), "eta_seconds": eta,
         "submitted_at": _iso(j["submitted_at"]), "started_at": _iso(started),
         "finished_at": _iso(finished),
-        "failures": [{k: f[k] for k in ("doc_id", "reason", "error")}
+        "failures": [{"doc_id": f["doc_id"], "reason": f["reason"], "error": f["error"]}
                      for f in queries.failures(db, job_id, limit=10)],
     }
+    return progress
 
 
 def wait_job(settings: Settings, job_id: str, *, timeout: float | None = None, poll: float = 0.5,
-             max_poll: float | None = None, on_status: Callable[[dict[str, Any]], None] | None = None,
-             ) -> dict[str, Any]:
+             max_poll: float | None = None, on_status: Callable[[JobProgress], None] | None = None,
+             ) -> JobProgress:
     """Poll :func:`job_status` until the job is terminal and return its last status: the one
     "wait for a job" of the CLI (progress bar), the API (``POST /extract``), tests and benches.
 
@@ -144,11 +155,12 @@ def wait_job(settings: Settings, job_id: str, *, timeout: float | None = None, p
 
 
 def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
-              cursor: str | None = None) -> dict[str, Any]:
+              cursor: str | None = None) -> JobPage:
     """Recent jobs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
     rows, nxt = queries.list_jobs(get_database(settings), state=state, limit=limit,
                                   cursor=int(cursor) if cursor else None)
-    items = [{"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
+    items: list[JobSummary | JobProgress] = [
+             {"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
               "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],
               "submitted_at": _iso(r["submitted_at"]), "finished_at": _iso(r["finished_at"])}
              for r in rows]
@@ -160,7 +172,7 @@ def _known(settings: Settings, job_id: str) -> None:
 
 
 def find_entities(settings: Settings, job_id: str, *, label: str | None = None, text: str | None = None,
-                  doc: str | None = None, cursor: str | None = None, limit: int = 100) -> dict[str, Any]:
+                  doc: str | None = None, cursor: str | None = None, limit: int = 100) -> EntityPage:
     """Entities of a job (exact-match filters): ``{"items": [...], "next_cursor": ...}``."""
     _known(settings, job_id)
     items, nxt = queries.find_entities(get_database(settings), job_id, label=label, text=text, doc=doc,
@@ -169,32 +181,32 @@ def find_entities(settings: Settings, job_id: str, *, label: str | None = None, 
 
 
 def top_entities(settings: Settings, job_id: str, *, label: str | None = None,
-                 limit: int = 20) -> list[dict[str, Any]]:
+                 limit: int = 20) -> list[TopEntity]:
     """Most frequent entity strings, ``limit`` per label: ``[{"label", "text", "count"}]``,
     grouped by label, most frequent first."""
     _known(settings, job_id)
     return queries.top_entities(get_database(settings), job_id, label=label, limit=limit)
 
 
-def get_document(settings: Settings, job_id: str, doc_id: str) -> dict[str, Any]:
-    """``{doc_id, text, status, reason, error, attempts, line, entities}``."""
+def get_document(settings: Settings, job_id: str, doc_id: str) -> DocumentView:
+    """One document: ``{doc_id, text, state, reason, error, attempts, line, entities}``."""
     _known(settings, job_id)
     return queries.get_document(get_database(settings), job_id, doc_id)
 
 
-def export_entities(settings: Settings, job_id: str) -> Iterator[dict[str, Any]]:
-    """Stream one record per document: ``{id, status, length, entities[, reason]}``."""
+def export_entities(settings: Settings, job_id: str) -> Iterator[ExportRecord]:
+    """Stream one record per document: ``{doc_id, state, length, entities[, reason]}``."""
     _known(settings, job_id)
     return queries.iter_export(get_database(settings), job_id)
 
 
-def cancel_job(settings: Settings, job_id: str) -> dict[str, Any]:
+def cancel_job(settings: Settings, job_id: str) -> JobProgress:
     """Cancel a job; returns its status object. Raises ``InvalidTransition`` if already final."""
     repo.cancel_job(get_database(settings), job_id)
     return job_status(settings, job_id)
 
 
-def retry_failed(settings: Settings, job_id: str) -> dict[str, Any]:
+def retry_failed(settings: Settings, job_id: str) -> RetryResult:
     """Re-queue a job's failed documents (not bad input); returns ``{"requeued": n, **status}``."""
     db = get_database(settings)
     n = repo.retry_failed(db, job_id)
@@ -203,7 +215,7 @@ def retry_failed(settings: Settings, job_id: str) -> dict[str, Any]:
             dispatch(settings, job_id=job_id, db=db)
         except Exception as exc:  # documents stay pending for the reconciler
             log.warning("retry of %s stored but not enqueued yet: %s", job_id, exc)
-    return {"requeued": n, **job_status(settings, job_id)}
+    return {**job_status(settings, job_id), "requeued": n}
 
 
 __all__ = [

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+
 class JobStatus(StrEnum):
     SUBMITTED = "submitted"
     RUNNING = "running"

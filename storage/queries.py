@@ -11,6 +11,7 @@ from storage.db import Database
 from storage.domain import DocumentStatus as D
 from storage.errors import NotFound
 from storage.schema import document, entity, job
+from storage.views import DocumentView, EntityView, ExportRecord, SpanView, TopEntity
 
 
 def get_job(db: Database, job_id: str) -> dict[str, Any]:
@@ -66,7 +67,7 @@ def list_jobs(db: Database, *, state: str | None = None, limit: int = 50,
 
 def find_entities(db: Database, job_id: str, *, label: str | None = None, text: str | None = None,
                   doc: str | None = None, cursor: int | None = None,
-                  limit: int = 100) -> tuple[list[dict[str, Any]], int | None]:
+                  limit: int = 100) -> tuple[list[EntityView], int | None]:
     """Entities of a job filtered by exact label / entity text / document id, in insertion order.
 
     Returns:
@@ -92,19 +93,19 @@ def find_entities(db: Database, job_id: str, *, label: str | None = None, text: 
         rows = list(conn.execute(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
-    items = [{"doc_id": r.ext_id, "start": r.start, "end": r.end, "label": r.label, "text": r.text,
-              "score": r.score} for r in rows]
+    items: list[EntityView] = [{"doc_id": r.ext_id, "start": r.start, "end": r.end, "label": r.label,
+                                "text": r.text, "score": r.score} for r in rows]
     return items, (int(rows[-1].id) if more and rows else None)
 
 
 def top_entities(db: Database, job_id: str, *, label: str | None = None,
-                 limit: int = 20) -> list[dict[str, Any]]:
+                 limit: int = 20) -> list[TopEntity]:
     """Most frequent entity strings, ``limit`` per label: ``[{label, text, count}]``."""
     with db.read() as conn:
         labels = [label] if label else list(conn.execute(
             select(entity.c.label).where(entity.c.job_id == job_id).distinct().order_by(entity.c.label)
         ).scalars())
-        out: list[dict[str, Any]] = []
+        out: list[TopEntity] = []
         for lab in labels:
             n = func.count().label("n")
             stmt = (select(entity.c.text, n)
@@ -114,8 +115,8 @@ def top_entities(db: Database, job_id: str, *, label: str | None = None,
         return out
 
 
-def _entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    found: dict[int, list[dict[str, Any]]] = {i: [] for i in doc_ids}
+def _entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[SpanView]]:
+    found: dict[int, list[SpanView]] = {i: [] for i in doc_ids}
     stmt = (select(entity.c.document_id, entity.c.start, entity.c.end, entity.c.label,
                    entity.c.text, entity.c.score)
             .where(entity.c.document_id.in_(doc_ids)).order_by(entity.c.document_id, entity.c.start))
@@ -125,7 +126,7 @@ def _entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[dict[str, Any]
     return found
 
 
-def get_document(db: Database, job_id: str, ext_id: str) -> dict[str, Any]:
+def get_document(db: Database, job_id: str, ext_id: str) -> DocumentView:
     """One document with its entities.
 
     Raises:
@@ -136,13 +137,13 @@ def get_document(db: Database, job_id: str, ext_id: str) -> dict[str, Any]:
                                                   document.c.ext_id == ext_id)).mappings().first()
         if row is None:
             raise NotFound(f"no document {ext_id!r} in job {job_id}")
-        return {"doc_id": row["ext_id"], "text": row["text"], "status": row["status"],
+        return {"doc_id": row["ext_id"], "text": row["text"], "state": row["status"],
                 "reason": row["reason"], "error": row["error"], "attempts": row["attempts"],
                 "line": row["line"], "entities": _entities_of(conn, [row["id"]])[row["id"]]}
 
 
-def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[dict[str, Any]]:
-    """Stream one record per document (corpus order): id, status, length, entities."""
+def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[ExportRecord]:
+    """Stream one record per document (corpus order): doc_id, state, length, entities[, reason]."""
     last = 0
     while True:
         with db.read() as conn:
@@ -155,7 +156,7 @@ def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[dict[
                 return
             ents = _entities_of(conn, [d.id for d in docs])
         for d in docs:
-            rec = {"id": d.ext_id, "status": d.status, "length": d.n_chars, "entities": ents[d.id]}
+            rec: ExportRecord = {"doc_id": d.ext_id, "state": d.status, "length": d.n_chars, "entities": ents[d.id]}
             if d.reason:
                 rec["reason"] = d.reason
             yield rec

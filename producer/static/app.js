@@ -536,7 +536,7 @@ async function viewDoc(id, docId) {
   app.innerHTML = `
     <div class="crumbs"><a href="#/">Jobs</a> / <a href="#/jobs/${esc(id)}">#${esc(id)}</a> / ${esc(docId)}</div>
     <div class="page-head"><div><h1>Document <span class="mono" style="font-size:22px">${esc(d.doc_id)}</span></h1>
-      <div class="sub">${badge(d.status)} &nbsp; ${num(nChars)} characters · ${num(ents.length)} entities${d.reason ? ` · reason <b>${esc(d.reason)}</b>` : ""}</div></div>
+      <div class="sub">${badge(d.state)} &nbsp; ${num(nChars)} characters · ${num(ents.length)} entities${d.reason ? ` · reason <b>${esc(d.reason)}</b>` : ""}</div></div>
       <div class="actions"><a class="btn" href="#/jobs/${esc(id)}">← Back to job</a></div></div>
     <div class="grid grid-3-1">
       <div class="card">

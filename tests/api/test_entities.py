@@ -70,7 +70,7 @@ def test_top_entities_counts_match_the_corpus(client: TestClient, job_id: str) -
 
 def test_document_view_offsets_index_the_stored_text(client: TestClient, job_id: str) -> None:
     doc = client.get(f"/jobs/{job_id}/documents/d01").json()
-    assert doc["doc_id"] == "d01" and doc["text"] == TEXTS[1] and doc["status"] == "done"
+    assert doc["doc_id"] == "d01" and doc["text"] == TEXTS[1] and doc["state"] == "done"
     assert [e["label"] for e in doc["entities"]] == ["PER", "PER", "LOC", "ORG"]
     for e in doc["entities"]:
         assert doc["text"][e["start"]:e["end"]] == e["text"]
@@ -89,11 +89,11 @@ def test_export_streams_one_jsonl_record_per_document(client: TestClient, job_id
         assert response.headers["content-type"].startswith("application/x-ndjson")
         assert "attachment" in response.headers["content-disposition"]
         records = [json.loads(line) for line in response.iter_lines() if line]
-    assert [r["id"] for r in records] == [d["id"] for d in DOCS]
+    assert [r["doc_id"] for r in records] == [d["id"] for d in DOCS]
     by_id = {d["id"]: d["text"] for d in DOCS}
     for r in records:
-        assert r["status"] == "done" and len(r["entities"]) == 4
-        assert all(by_id[r["id"]][e["start"]:e["end"]] == e["text"] for e in r["entities"])
+        assert r["state"] == "done" and len(r["entities"]) == 4
+        assert all(by_id[r["doc_id"]][e["start"]:e["end"]] == e["text"] for e in r["entities"])
 
 
 def test_throughput_accounts_for_every_finished_document(client: TestClient, job_id: str) -> None:

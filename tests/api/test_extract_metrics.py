@@ -47,7 +47,7 @@ def test_extract_returns_entities_with_code_point_offsets(client: TestClient, ba
     response = client.post("/extract", json={"text": text, "timeout": 20})
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["status"] == "done" and body["text"] == text
+    assert body["state"] == "done" and body["text"] == text
     assert [(e["label"], e["text"]) for e in body["entities"]] == [("PER", "张伟"), ("ORG", "北京大学"), ("ORG", "阿里巴巴")]
     for e in body["entities"]:
         assert text[e["start"]:e["end"]] == e["text"]

@@ -92,7 +92,7 @@ def test_poison_after_max_attempts(db: Database) -> None:
         assert [c.attempts for c in got] == [attempt]  # then the "worker dies": no save
     assert repo.claim(db, job_id=job_id, doc_ids=ids[:1], lease_seconds=60, max_attempts=3, now=now + 1000) == []
     doc = queries.get_document(db, job_id, "d0")
-    assert (doc["status"], doc["reason"], doc["attempts"]) == ("failed", "poison", 3)  # tries that ran
+    assert (doc["state"], doc["reason"], doc["attempts"]) == ("failed", "poison", 3)  # tries that ran
     (other,) = repo.claim(db, job_id=job_id, doc_ids=ids[1:], lease_seconds=60, max_attempts=3)
     repo.save_outcomes(db, job_id=job_id, lease_token=other.lease_token, outcomes=[Outcome(other.id, 2)])
     assert queries.get_job(db, job_id)["status"] == "partially_failed"
@@ -173,10 +173,10 @@ def test_queries_paginate_and_rank(db: Database) -> None:
     assert queries.top_entities(db, job_id) == [
         {"label": "LOC", "text": "北京", "count": 3}, {"label": "LOC", "text": "上海", "count": 2}]
     export = list(queries.iter_export(db, job_id, page=2))
-    assert [r["id"] for r in export] == ["d0", "d1", "d2"]
+    assert [r["doc_id"] for r in export] == ["d0", "d1", "d2"]
     for rec, text in zip(export, texts):
         assert all(text[e["start"]:e["end"]] == e["text"] for e in rec["entities"])
-        assert rec["length"] == len(text) and rec["status"] == "done"
+        assert rec["length"] == len(text) and rec["state"] == "done"
 
 
 def test_nul_free_control_text_round_trips(db: Database) -> None:
