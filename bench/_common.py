@@ -70,9 +70,9 @@ def random_model(shape: str = "small", fmt: str = "onnx") -> Path:
     import torch
     from transformers import BertConfig
 
-    from worker.model.artifact import quantize
-    from worker.model.network import BertCrf
-    from worker.model.raner_dir import write_raner_dir
+    from worker.model.conversion.artifact import quantize
+    from worker.model.training.network import BertCrf
+    from worker.model.conversion.raner_dir import write_raner_dir
 
     dims = SMALL_SHAPE if shape == "small" else BASE_SHAPE
     torch.manual_seed(0)
@@ -102,7 +102,7 @@ def resolve_model(path: str) -> tuple[str, str]:
 
 def msra_sentences() -> list[str]:
     """The MSRA test sentences as plain text (labels dropped)."""
-    from worker.model.bio import read_bio
+    from worker.model.training.bio import read_bio
 
     return [s.text for s in read_bio(MSRA_TEST) if s.text.strip()]
 

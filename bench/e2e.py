@@ -39,7 +39,7 @@ from _common import (
 def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[float, float, float]:
     """``(seconds, cpu_seconds, load_seconds)`` of one in-process pass (model loaded and warmed
     up first)."""
-    from worker.model.loading import load_tagger
+    from worker.model.serving.loading import load_tagger
     from worker.pipeline import WARMUP_TEXT
 
     t0 = time.perf_counter()

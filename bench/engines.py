@@ -42,10 +42,11 @@ if manifest.get("kind") != "shiti-onnx-int8-bert-crf":
     import torch
     torch.set_num_threads(threads)
 try:
-    from worker.model.loading import load_tagger
-except ImportError:  # a checkout from before load_tagger moved out of tagger.py
+    from worker.model.serving.loading import load_tagger
+    from worker.model.training.evaluate import evaluate
+except ImportError:  # a checkout from before worker/model was split (serving/conversion/training)
     from worker.model.tagger import load_tagger
-from worker.model.evaluate import evaluate
+    from worker.model.evaluate import evaluate
 import inspect
 kwargs = {"threads": threads} if "threads" in inspect.signature(load_tagger).parameters else {}
 tagger = load_tagger(model, **kwargs)

@@ -2,7 +2,7 @@
 
 Scores FP32, all-INT8, and INT8 with one kind of Linear (or one layer, or one layer's FFN output)
 kept FP32, on a BIO file. With ``--calibration`` it scores all-INT8 after smoothing the FFNs
-(``worker/model/smooth.py``) at each ``--alphas`` value instead. Use a dev split, never the test
+(``worker/model/conversion/smooth.py``) at each ``--alphas`` value instead. Use a dev split, never the test
 file: the result picks ``shiti model quantize --keep-float`` / ``--smooth-alpha``.
 
     python bench/int8_sensitivity.py --model runs/e5l6/best --data dev.txt --limit 800
@@ -37,11 +37,11 @@ def main() -> None:
 
     import torch
 
-    from worker.model.artifact import quantize_model
-    from worker.model.checkpoint import load_raner_dir
-    from worker.model.evaluate import evaluate
-    from worker.model.smooth import calibration_texts, ffn_input_absmax, smooth_ffn
-    from worker.model.tagger import Tagger
+    from worker.model.conversion.artifact import quantize_model
+    from worker.model.conversion.checkpoint import load_raner_dir
+    from worker.model.training.evaluate import evaluate
+    from worker.model.conversion.smooth import calibration_texts, ffn_input_absmax, smooth_ffn
+    from worker.model.serving.tagger import Tagger
 
     torch.set_num_threads(args.threads)
     layers = int(json.loads((Path(args.model) / "config.json").read_text())["num_hidden_layers"])

@@ -48,7 +48,7 @@ def _vmhwm_mib() -> float:
 
 def _document() -> str:
     sys.path.insert(0, str(REPO))
-    from worker.model.bio import read_bio
+    from worker.model.training.bio import read_bio
 
     text = ""
     for sent in read_bio(MSRA):
@@ -63,10 +63,10 @@ def child(mode: str, raner: Path, artifact: Path) -> None:
     import torch
 
     torch.set_num_threads(2)
-    from worker.model.artifact import load_artifact, quantize_model
-    from worker.model.checkpoint import LoadedModel, normalize_keys, read_bert_config, read_labels, text_front_end
-    from worker.model.tagger import Tagger
-    from worker.model.tagnet import TaggerNet
+    from worker.model.conversion.artifact import load_artifact, quantize_model
+    from worker.model.conversion.checkpoint import LoadedModel, normalize_keys, read_bert_config, read_labels, text_front_end
+    from worker.model.serving.tagger import Tagger
+    from worker.model.conversion.tagnet import TaggerNet
 
     imported = time.perf_counter() - T0
     engine = ENGINES.get(mode, "fbgemm")
@@ -100,9 +100,9 @@ def build(tmp: Path) -> tuple[Path, Path]:
     import torch
     from transformers import BertConfig
 
-    from worker.model.artifact import quantize
-    from worker.model.network import BertCrf
-    from worker.model.raner_dir import write_raner_dir
+    from worker.model.conversion.artifact import quantize
+    from worker.model.training.network import BertCrf
+    from worker.model.conversion.raner_dir import write_raner_dir
 
     torch.manual_seed(0)
     labels = ["O"] + [f"{p}-{t}" for t in ("LOC", "ORG", "PER") for p in "BIES"]

@@ -23,7 +23,7 @@ Usage::
         [--trim-interval SECONDS|off]
 
 ``--trim-interval`` overrides how often the tagger gives its freed heap back between batches
-(``Tagger.trim_interval``, default ``worker/model/tagger.py: TRIM_INTERVAL``; ``0`` = after every
+(``Tagger.trim_interval``, default ``worker/model/serving/tagger.py: TRIM_INTERVAL``; ``0`` = after every
 batch, ``off`` = never).
 
 ``--precision`` applies to a RaNER dir (an artifact is always INT8); without ``--model``
@@ -62,7 +62,7 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
 
     torch.set_num_threads(threads)
     torch.set_num_interop_threads(1)
-    from worker.model.loading import load_tagger
+    from worker.model.serving.loading import load_tagger
 
     kwargs: dict = {"int8": precision == "int8", "engine": engine}
     if precision == "bf16":
@@ -72,7 +72,7 @@ def child(model: Path, *, precision: str, docs: int, limit: int | None, threads:
         tagger.trim_interval = None if trim_interval == "off" else float(trim_interval)
     tagger.annotate(["新华社北京电，张伟在上海复旦大学参加会议。"])
     ready = time.perf_counter() - T0
-    from worker.model.bio import read_bio
+    from worker.model.training.bio import read_bio
 
     texts = [s.text for s in read_bio(MSRA)][:limit]
     chars = sum(map(len, texts))
@@ -93,9 +93,9 @@ def build(tmp: Path) -> tuple[Path, Path]:
     import torch
     from transformers import BertConfig
 
-    from worker.model.artifact import quantize
-    from worker.model.network import BertCrf
-    from worker.model.raner_dir import write_raner_dir
+    from worker.model.conversion.artifact import quantize
+    from worker.model.training.network import BertCrf
+    from worker.model.conversion.raner_dir import write_raner_dir
 
     torch.manual_seed(0)
     cfg = BertConfig(vocab_size=21128, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,

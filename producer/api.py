@@ -47,6 +47,7 @@ from storage.views import (
     JobProgress,
     JobSummary,
     RetryResult,
+    SubmitView,
     TopEntities,
 )
 
@@ -172,7 +173,9 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
 
     # ---------------------------------------------------------------- jobs
 
-    @app.post("/jobs", status_code=202, tags=["jobs"], openapi_extra=_UPLOAD_DOC)
+    @app.post("/jobs", status_code=202, tags=["jobs"], openapi_extra=_UPLOAD_DOC,
+              responses={200: {"model": SubmitView, "description": "the job of an earlier call with this token"},
+                         202: {"model": SubmitView, "description": "a new job"}})
     async def submit_job(request: Request, client_token: str | None = Query(None),
                          name: str | None = Query(None), format: str | None = Query(None)) -> JSONResponse:
         """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
@@ -194,8 +197,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         else:
             raise ApiError("unsupported_media_type",
                            "send multipart/form-data with a 'file' field, or application/json")
-        body = {"job_id": result.job_id, "created": result.created, "documents": result.documents,
-                "rejected": result.rejected}
+        body: SubmitView = {"job_id": result.job_id, "created": result.created, "documents": result.documents,
+                            "rejected": result.rejected}
         return JSONResponse(body, status_code=202 if result.created else 200,
                             headers={"Location": f"/jobs/{result.job_id}"})
 

@@ -10,7 +10,17 @@ given at submit), a job by ``job_id``.
 
 from __future__ import annotations
 
-from typing import NotRequired, TypedDict
+# typing_extensions: pydantic (FastAPI) reads TypedDicts only from there on Python < 3.12.
+from typing_extensions import NotRequired, TypedDict
+
+
+class SubmitView(TypedDict):
+    """What a submit answers: the job, whether this call created it, documents stored and rejected."""
+
+    job_id: str
+    created: bool
+    documents: int
+    rejected: int
 
 
 class FailureView(TypedDict):

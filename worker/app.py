@@ -83,7 +83,7 @@ def _model_problems(model: str) -> list[str]:
     from pathlib import Path
 
     from worker.model.errors import ModelLoadError
-    from worker.model.onnx_model import is_onnx_artifact, verify_files
+    from worker.model.serving.onnx_model import is_onnx_artifact, verify_files
 
     if not Path(model).is_dir():
         return [f"model {model} is not a directory"]

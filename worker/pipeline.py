@@ -33,7 +33,7 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
     if settings.model.startswith("py:"):
         module, _, factory = settings.model[3:].partition(":")
         return getattr(importlib.import_module(module), factory or "make_tagger")()
-    from worker.model.loading import load_tagger
+    from worker.model.serving.loading import load_tagger
 
     return load_tagger(settings.model, max_length=settings.max_length or None, overlap=settings.overlap,
                        int8=settings.int8, engine=settings.quant_engine, threads=settings.threads)

@@ -16,8 +16,8 @@ def build_tiny_model(out: Path, *, chars: str, seed: int = 0, max_pos: int = 64)
     import torch
     from transformers import BertConfig
 
-    from worker.model.network import BertCrf
-    from worker.model.raner_dir import write_raner_dir
+    from worker.model.training.network import BertCrf
+    from worker.model.conversion.raner_dir import write_raner_dir
 
     out.mkdir(parents=True, exist_ok=True)
     vocab = SPECIAL + sorted(set(chars) - set(" \t\r\n"))

@@ -34,7 +34,7 @@ def test_worker_rows_equal_in_process_tagger(tmp_path: Path, redis_server: Redis
 
     # Then the stored rows equal the same tagger run in-process
     assert (status["state"], status["done"]) == ("succeeded", len(docs))
-    from worker.model.loading import load_tagger
+    from worker.model.serving.loading import load_tagger
 
     tagger = load_tagger(model_dir, overlap=16, int8=True)
     expected = {(d["id"], e.start, e.end, e.label, e.text)

@@ -13,7 +13,7 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from worker.model.raner_dir import CONFIGURATION
+from worker.model.conversion.raner_dir import CONFIGURATION
 
 CJK = (
     "北京上海南京广州深圳天津重庆中国人民大学清华医院公司银行政府委员会新华社张王李刘陈杨黄赵周吴"

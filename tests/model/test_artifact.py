@@ -8,10 +8,10 @@ import random
 import pytest
 from torch.ao.nn.quantized import dynamic as nnqd
 
-from worker.model.artifact import load_artifact, quantize
+from worker.model.conversion.artifact import load_artifact, quantize
 from worker.model.errors import ModelLoadError
-from worker.model.loading import load_tagger
-from worker.model.tagger import Tagger
+from worker.model.serving.loading import load_tagger
+from worker.model.serving.tagger import Tagger
 
 
 def _sample_texts(n: int, seed: int = 0) -> list[str]:
@@ -57,8 +57,8 @@ def test_float_modules_and_max_length_round_trip(tiny, tmp_path) -> None:
     assert isinstance(layers[0].attention.self.key, nnqd.Linear)
     assert loaded.max_length == 24
     # Then it tags exactly like the same mixed quantization done at load time
-    from worker.model.artifact import quantize_model
-    from worker.model.checkpoint import load_raner_dir
+    from worker.model.conversion.artifact import quantize_model
+    from worker.model.conversion.checkpoint import load_raner_dir
 
     ref = load_raner_dir(src)
     quantize_model(ref.model, keep_float=keep)
@@ -103,7 +103,7 @@ def _rss_file_kib() -> int:
 def test_release_pages_drops_resident_pages_of_a_file_and_keeps_data(tmp_path) -> None:
     import torch
 
-    from worker.model.heap import file_mappings, release_pages
+    from worker.model.serving.heap import file_mappings, release_pages
 
     # Given a 64 MiB tensor file loaded with mmap and read once (its pages resident)
     path = tmp_path / "big.pt"
@@ -126,7 +126,7 @@ def test_release_pages_drops_resident_pages_of_a_file_and_keeps_data(tmp_path) -
 def test_quant_engine_choice_loads_and_tags_alike(tiny, tmp_path, engine: str) -> None:
     import torch
 
-    from worker.model.artifact import choose_engine
+    from worker.model.conversion.artifact import choose_engine
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11)
     art = quantize(src, tmp_path / "art", fmt="torch")
@@ -146,9 +146,9 @@ def test_quant_engine_choice_loads_and_tags_alike(tiny, tmp_path, engine: str) -
 
 @pytest.mark.parametrize("char_mode", [False, True])
 def test_dequantized_artifact_is_a_raner_dir_that_tags_like_it(tiny, tmp_path, char_mode: bool) -> None:
-    from worker.model.checkpoint import load_raner_dir
-    from worker.model.raner_dir import dequantize_artifact
-    from worker.model.train import init_model
+    from worker.model.conversion.checkpoint import load_raner_dir
+    from worker.model.conversion.raner_dir import dequantize_artifact
+    from worker.model.training.train import init_model
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
     art = quantize(src, tmp_path / "art", keep_float=["encoder.layer.1.output.dense"], fmt="torch")

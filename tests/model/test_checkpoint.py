@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from worker.model.checkpoint import load_raner_dir
+from worker.model.conversion.checkpoint import load_raner_dir
 from worker.model.errors import ModelError, ModelLoadError
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker.model import fetch as fetch_mod
+from worker.model.conversion import fetch as fetch_mod
 from worker.model.cli import model as model_cli
 from worker.model.errors import FetchError
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.model.loading import load_tagger
+from worker.model.serving.loading import load_tagger
 
 pytestmark = pytest.mark.modelscope
 

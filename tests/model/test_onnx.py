@@ -10,11 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storage.settings import DEFAULT_MODEL
-from worker.model.artifact import quantize
+from worker.model.conversion.artifact import quantize
 from worker.model.errors import ModelLoadError
-from worker.model.loading import load_tagger
-from worker.model.onnx_model import ONNX_FILES, is_onnx_artifact, load_onnx_model, sha256_file
-from worker.model.tagger import Tagger
+from worker.model.serving.loading import load_tagger
+from worker.model.serving.onnx_model import ONNX_FILES, is_onnx_artifact, load_onnx_model, sha256_file
+from worker.model.serving.tagger import Tagger
 
 SAMPLES = Path(__file__).resolve().parents[2] / "producer" / "samples" / "news.jsonl"
 
@@ -79,8 +79,8 @@ def test_thread_count_does_not_change_entities(corpus) -> None:
 def test_onnx_path_tags_like_torch_and_modelscope(tiny, tmp_path, char_mode) -> None:
     from test_modelscope_parity import TEXTS
 
-    from worker.model.checkpoint import load_raner_dir
-    from worker.model.onnx_export import export_onnx
+    from worker.model.conversion.checkpoint import load_raner_dir
+    from worker.model.conversion.onnx_export import export_onnx
 
     # Given a RaNER checkpoint, its INT8 ONNX artifact and the same graph kept FP32
     src = tiny("src", char_mode=char_mode, scheme="BIOES")

@@ -12,13 +12,13 @@ from hypothesis import strategies as st
 from test_artifact import _keys, _sample_texts
 from torch import nn
 
-from worker.model.artifact import load_artifact, quantize
-from worker.model.checkpoint import load_raner_dir
+from worker.model.conversion.artifact import load_artifact, quantize
+from worker.model.conversion.checkpoint import load_raner_dir
 from worker.model.errors import ModelLoadError
-from worker.model.loading import load_tagger
-from worker.model.qembed import Int8Embedding
-from worker.model.raner_dir import dequantize_artifact
-from worker.model.tagger import Tagger
+from worker.model.serving.loading import load_tagger
+from worker.model.conversion.qembed import Int8Embedding
+from worker.model.conversion.raner_dir import dequantize_artifact
+from worker.model.serving.tagger import Tagger
 
 EMB = "encoder.embeddings.word_embeddings"
 

@@ -9,11 +9,11 @@ import torch
 from click.testing import CliRunner
 from test_artifact import _keys, _sample_texts
 
-from worker.model.artifact import load_artifact, quantize, quantize_model
-from worker.model.checkpoint import load_raner_dir
-from worker.model.loading import load_tagger
-from worker.model.smooth import calibration_texts, ffn_input_absmax, smooth_ffn, smoothing_scales
-from worker.model.tagger import Tagger
+from worker.model.conversion.artifact import load_artifact, quantize, quantize_model
+from worker.model.conversion.checkpoint import load_raner_dir
+from worker.model.serving.loading import load_tagger
+from worker.model.conversion.smooth import calibration_texts, ffn_input_absmax, smooth_ffn, smoothing_scales
+from worker.model.serving.tagger import Tagger
 
 
 def _emissions(loaded, texts: list[str]) -> torch.Tensor:
@@ -86,7 +86,7 @@ def test_smoothing_scales_follow_the_formula_and_check_alpha() -> None:
 
 @pytest.mark.parametrize("char_mode", [False, True])
 def test_smoothed_artifact_round_trips_and_dequantizes_to_plain_bert(tiny, tmp_path, char_mode: bool) -> None:
-    from worker.model.raner_dir import dequantize_artifact
+    from worker.model.conversion.raner_dir import dequantize_artifact
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
     calib = _sample_texts(50, seed=9)

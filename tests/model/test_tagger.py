@@ -7,7 +7,7 @@ import time
 import pytest
 
 from worker.model.errors import DeadlineExceeded
-from worker.model.loading import load_tagger
+from worker.model.serving.loading import load_tagger
 
 FILLER = "我们的政府委员会在天津说到了"  # no rule characters: all O
 
@@ -66,7 +66,7 @@ def test_deadline_in_the_past_raises(tiny) -> None:
 
 
 def test_heap_is_trimmed_between_windows_at_most_every_interval(rule_dir, monkeypatch) -> None:
-    from worker.model import tagger as tagger_mod
+    from worker.model.serving import tagger as tagger_mod
 
     calls: list[float] = []
     monkeypatch.setattr(tagger_mod, "trim", lambda: calls.append(time.monotonic()) or True)
@@ -91,7 +91,7 @@ def test_heap_is_trimmed_between_windows_at_most_every_interval(rule_dir, monkey
 
 def test_multi_file_evaluate_sums_counts_per_file_and_averages_them(tmp_path) -> None:
     from storage.domain import Entity
-    from worker.model.evaluate import evaluate_files
+    from worker.model.training.evaluate import evaluate_files
 
     # Given two gold files and a tagger whose predictions are fixed by hand
     (tmp_path / "a.txt").write_text("李\tB-PER\n明\tI-PER\n在\tO\n京\tB-LOC\n\n", encoding="utf-8")

@@ -13,7 +13,7 @@ import click
 
 from storage.errors import ShitiError
 from storage.settings import DEFAULT_MODEL as _DEFAULT
-from worker.model.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
+from worker.model.conversion.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
 
 DEFAULT_MODEL = Path(_DEFAULT)
 
@@ -49,7 +49,7 @@ def _need_torch(what: str) -> None:
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for the hub.")
 def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
     """Download a RaNER checkpoint from ModelScope."""
-    from worker.model.fetch import fetch
+    from worker.model.conversion.fetch import fetch
 
     got = fetch(model_id, out, timeout=timeout)
     click.echo(f"downloaded {model_id} to {got}")
@@ -64,7 +64,7 @@ def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
               help="Encoder Linear module left FP32 (repeatable), e.g. encoder.layer.5.output.dense.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Training text (BIO file or one text per line; never the test set): smooth the FFNs "
-                   "on it so every Linear runs INT8 (worker/model/smooth.py).")
+                   "on it so every Linear runs INT8 (worker/model/conversion/smooth.py).")
 @click.option("--calibration-texts", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION_TEXTS,
               show_default=True, help="Texts of --calibration used.")
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0), default=DEFAULT_ALPHA, show_default=True,
@@ -78,8 +78,8 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
                  float_embeddings: bool, fmt: str) -> None:
     """Write an INT8 artifact for SRC: a RaNER checkpoint, a training run, or (to ONNX) a torch artifact."""
     _need_torch("shiti model quantize")
-    from worker.model.artifact import quantize
-    from worker.model.smooth import calibration_texts as read_texts
+    from worker.model.conversion.artifact import quantize
+    from worker.model.conversion.smooth import calibration_texts as read_texts
 
     texts = read_texts(calibration, calibration_texts) if calibration else []
     got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
@@ -97,7 +97,7 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
 def dequantize_cmd(src: Path, out: Path) -> None:
     """Write the torch INT8 artifact SRC back as an FP32 RaNER directory (e.g. to train it further)."""
     _need_torch("shiti model dequantize")
-    from worker.model.raner_dir import dequantize_artifact
+    from worker.model.conversion.raner_dir import dequantize_artifact
 
     got = dequantize_artifact(src, out)
     click.echo(f"wrote {got}")
@@ -118,9 +118,9 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
     """Precision/recall/F1 (micro and per type) and speed of a model on BIO files."""
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
-    from worker.model.evaluate import evaluate_files
-    from worker.model.loading import load_tagger
-    from worker.model.onnx_model import is_onnx_artifact
+    from worker.model.training.evaluate import evaluate_files
+    from worker.model.serving.loading import load_tagger
+    from worker.model.serving.onnx_model import is_onnx_artifact
 
     if not is_onnx_artifact(model_dir):
         _need_torch(f"evaluating {model_dir} (not an ONNX artifact)")
@@ -179,7 +179,7 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...
     --layers (``--init TEACHER --layers 3``) and it learns the gold tags and the teacher's emissions.
     """
     _need_torch("shiti model train")
-    from worker.model.train import TrainConfig, parse_weighted, train
+    from worker.model.training.train import TrainConfig, parse_weighted, train
 
     try:
         specs = [parse_weighted(spec) for spec in train_files]

@@ -7,8 +7,8 @@ Anything wrong with the directory surfaces as one :class:`ModelLoadError` naming
 the missing file, key or mismatched tensor.
 
 Inference never imports transformers: the network is the pure-torch
-:class:`~worker.model.tagnet.TaggerNet` and char mode reads ids from ``vocab.txt``
-(:class:`~worker.model.charvocab.CharVocab`); only a word-mode model loads the fast
+:class:`~worker.model.conversion.tagnet.TaggerNet` and char mode reads ids from ``vocab.txt``
+(:class:`~worker.model.serving.charvocab.CharVocab`); only a word-mode model loads the fast
 tokenizer (lazily).
 """
 
@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from worker.model.bert import BertShape
-from worker.model.charvocab import CharVocab
-from worker.model.encoding import read_tokenizer_config, read_vocab
+from worker.model.conversion.bert import BertShape
+from worker.model.serving.charvocab import CharVocab
+from worker.model.serving.encoding import read_tokenizer_config, read_vocab
 from worker.model.errors import ModelLoadError
-from worker.model.jsonfile import read_json
-from worker.model.tagnet import TaggerNet
+from worker.model.serving.jsonfile import read_json
+from worker.model.conversion.tagnet import TaggerNet
 
 if TYPE_CHECKING:
     from transformers import BertTokenizerFast

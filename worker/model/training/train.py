@@ -19,13 +19,13 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 from transformers import BertConfig
 
-from worker.model.bio import Sentence, read_bio
-from worker.model.checkpoint import read_labels, read_tokenizer
-from worker.model.encoding import CharEncoder
-from worker.model.network import BertCrf
-from worker.model.raner_dir import write_raner_dir
-from worker.model.scoring import bio_spans, score
-from worker.model.spans import tags_to_spans
+from worker.model.training.bio import Sentence, read_bio
+from worker.model.conversion.checkpoint import read_labels, read_tokenizer
+from worker.model.serving.encoding import CharEncoder
+from worker.model.training.network import BertCrf
+from worker.model.conversion.raner_dir import write_raner_dir
+from worker.model.training.scoring import bio_spans, score
+from worker.model.serving.spans import tags_to_spans
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from worker.model.tagger import DEFAULT_OVERLAP, Tagger
+from worker.model.serving.tagger import DEFAULT_OVERLAP, Tagger
 
 
 def load_tagger(
@@ -22,16 +22,16 @@ def load_tagger(
 
     Args:
         engine: torch's INT8 kernel library for torch models (see
-            :func:`~worker.model.artifact.choose_engine`); ignored for ONNX artifacts.
+            :func:`~worker.model.conversion.artifact.choose_engine`); ignored for ONNX artifacts.
         threads: intra-op threads (onnxruntime session, or torch for torch models; ``None``: one for
             onnxruntime, torch's own setting otherwise).
     """
-    from worker.model.onnx_model import is_onnx_artifact, load_onnx_model
+    from worker.model.serving.onnx_model import is_onnx_artifact, load_onnx_model
 
     if is_onnx_artifact(path):
         return Tagger(load_onnx_model(path, threads=threads or 1), max_length=max_length, overlap=overlap)
-    from worker.model.artifact import load_model  # torch
-    from worker.model.torch_engine import set_threads
+    from worker.model.conversion.artifact import load_model  # torch
+    from worker.model.conversion.torch_engine import set_threads
 
     if threads:
         set_threads(threads)

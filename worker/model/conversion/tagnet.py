@@ -1,8 +1,8 @@
 """The inference network: pure-torch BERT -> Linear(hidden, labels) -> CRF parameters.
 
-Same module names as the training :class:`~worker.model.network.BertCrf` (``encoder``,
+Same module names as the training :class:`~worker.model.training.network.BertCrf` (``encoder``,
 ``linear``, ``crf.{start_transitions,end_transitions,transitions}``), so the same state
-dicts load, but built on :mod:`worker.model.bert` and without torchcrf or transformers:
+dicts load, but built on :mod:`worker.model.conversion.bert` and without torchcrf or transformers:
 a worker only needs the CRF's three tensors for Viterbi.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from worker.model.bert import BertEncoder, BertShape
+from worker.model.conversion.bert import BertEncoder, BertShape
 
 
 class CrfParams(nn.Module):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from worker.model.network import BertCrf
+from worker.model.training.network import BertCrf
 
 CONFIGURATION = {
     "framework": "pytorch",
@@ -66,10 +66,10 @@ def dequantize_artifact(artifact: Path, out: Path) -> Path:
     """
     from transformers import BertConfig
 
-    from worker.model.artifact import PACKED, is_artifact
+    from worker.model.conversion.artifact import PACKED, is_artifact
     from worker.model.errors import ModelLoadError
-    from worker.model.qembed import dequantize_embedding_state
-    from worker.model.smooth import unsmooth_state
+    from worker.model.conversion.qembed import dequantize_embedding_state
+    from worker.model.conversion.smooth import unsmooth_state
 
     artifact, out = Path(artifact), Path(out)
     if not is_artifact(artifact):

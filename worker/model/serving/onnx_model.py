@@ -4,7 +4,7 @@ An ONNX artifact directory holds ``model.onnx`` (encoder + output Linear, INT8 M
 ``crf.json`` (start/end/transition scores), ``vocab.txt``, ``tokenizer_config.json``,
 ``labels.json``, ``config.json`` (the encoder's shape) and ``manifest.json``, which records
 the sha256 of every other file; loading checks them all, so a truncated, swapped or edited
-file is named before a worker takes a task. :mod:`worker.model.onnx_export` writes them.
+file is named before a worker takes a task. :mod:`worker.model.conversion.onnx_export` writes them.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
-from worker.model.charvocab import CharVocab
-from worker.model.encoding import Encoder, WordEncoder, bert_wordpiece, read_tokenizer_config, read_vocab
+from worker.model.serving.charvocab import CharVocab
+from worker.model.serving.encoding import Encoder, WordEncoder, bert_wordpiece, read_tokenizer_config, read_vocab
 from worker.model.errors import ModelLoadError
-from worker.model.jsonfile import read_json
+from worker.model.serving.jsonfile import read_json
 
 ONNX_FORMAT = 2  # manifest format_version of ONNX artifacts (torch artifacts are 1)
 ONNX_KIND = "shiti-onnx-int8-bert-crf"
@@ -71,7 +71,7 @@ def verify_files(path: str | Path) -> dict[str, Any]:
 
 
 class OnnxModel:
-    """An ONNX artifact loaded into an onnxruntime session (a tagger :class:`~worker.model.tagger.Engine`)."""
+    """An ONNX artifact loaded into an onnxruntime session (a tagger :class:`~worker.model.serving.tagger.Engine`)."""
 
     def __init__(self, path: str | Path, *, threads: int = 1) -> None:
         """Load and check the artifact at ``path``.

@@ -57,6 +57,6 @@ class BertCrf(nn.Module):
         word_mask: torch.Tensor,
     ) -> torch.Tensor:
         """Mean negative log-likelihood per sequence (CRF kept in float32)."""
-        from worker.model.crf_fast import crf_nll
+        from worker.model.training.crf_fast import crf_nll
 
         return crf_nll(self.crf, emissions.float(), tags, word_mask).mean()

@@ -1,15 +1,15 @@
 """Export a BERT-CRF to an ONNX Runtime INT8 artifact (conversion side: needs torch).
 
 The encoder and output Linear are exported from the pure-torch
-:class:`~worker.model.tagnet.TaggerNet` (opset 17, dynamic batch and sequence axes), the
+:class:`~worker.model.conversion.tagnet.TaggerNet` (opset 17, dynamic batch and sequence axes), the
 graph is fused by ``onnxruntime.transformers``' BERT optimizer (Attention, SkipLayerNorm,
 BiasGelu) and its encoder MatMuls quantized to INT8 with per-channel weight scales by
 ``onnxruntime.quantization.quantize_dynamic``. The output Linear stays FP32 (as in the torch
 artifacts: it is tiny and keeps entity scores close to FP32), the word embeddings are stored
-as int8 rows with one scale each (:mod:`~worker.model.qembed`), and a SmoothQuant scaling of
-the FFNs (:mod:`~worker.model.smooth`) is kept in the graph: folding it back out before
+as int8 rows with one scale each (:mod:`~worker.model.conversion.qembed`), and a SmoothQuant scaling of
+the FFNs (:mod:`~worker.model.conversion.smooth`) is kept in the graph: folding it back out before
 quantizing costs accuracy. The CRF transitions go to ``crf.json``; the serving side
-(:mod:`worker.model.onnx_model`) never imports torch.
+(:mod:`worker.model.serving.onnx_model`) never imports torch.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ import torch
 from torch import nn
 from torch.ao.nn.quantized import dynamic as nnqd
 
-from worker.model.checkpoint import LoadedModel
+from worker.model.conversion.checkpoint import LoadedModel
 from worker.model.errors import ModelLoadError
-from worker.model.onnx_model import GRAPH, ONNX_FILES, ONNX_FORMAT, ONNX_KIND, sha256_file
-from worker.model.qembed import Int8Embedding, quantize_word_embeddings
-from worker.model.tagnet import TaggerNet
+from worker.model.serving.onnx_model import GRAPH, ONNX_FILES, ONNX_FORMAT, ONNX_KIND, sha256_file
+from worker.model.conversion.qembed import Int8Embedding, quantize_word_embeddings
+from worker.model.conversion.tagnet import TaggerNet
 
 OPSET = 17
 # onnxruntime's fused SkipLayerNormalization kernel ran slower than the LayerNormalization + Add

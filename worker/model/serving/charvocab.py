@@ -3,7 +3,7 @@
 In char mode every character is encoded on its own (raner_format.md §4.1 B), so the
 whole tokenizer reduces to a table char -> ids. :func:`char_ids` rebuilds that table
 entry with the rules of the fast BERT tokenizer (``BertNormalizer`` +
-``BertPreTokenizer`` + WordPiece, which is what :class:`~worker.model.encoding.CharEncoder`
+``BertPreTokenizer`` + WordPiece, which is what :class:`~worker.model.serving.encoding.CharEncoder`
 calls): control characters and U+0000/U+FFFD are dropped and whitespace becomes a
 space; accents are stripped (NFD, then Mn removed) and the text lower-cased when
 ``do_lower_case``; whitespace splits and punctuation is a token of its own; each word
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from worker.model.encoding import Encoded, read_vocab
+from worker.model.serving.encoding import Encoded, read_vocab
 
 _MAX_WORD_CHARS = 100
 # Code points of ids are written into a str: skip the surrogate block, which a str can

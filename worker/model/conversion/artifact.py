@@ -2,7 +2,7 @@
 
 Dynamic INT8 (``quantize_dynamic``) is applied to the encoder's Linear layers
 with per-channel weight scales; the word-embedding table is stored as row-wise INT8
-(:mod:`worker.model.qembed`, three quarters of the file otherwise); position
+(:mod:`worker.model.conversion.qembed`, three quarters of the file otherwise); position
 embeddings, LayerNorms, the small output Linear and the CRF stay float (they are a
 tiny share of the compute, and keeping the output layer float keeps entity scores
 close to FP32).
@@ -29,7 +29,7 @@ from torch import nn
 from torch.ao.nn.quantized import dynamic as nnqd
 from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-from worker.model.checkpoint import (
+from worker.model.conversion.checkpoint import (
     LoadedModel,
     _materialize_buffers,
     check_state,
@@ -38,11 +38,11 @@ from worker.model.checkpoint import (
     text_front_end,
 )
 from worker.model.errors import ModelLoadError
-from worker.model.heap import file_mappings, release_pages, trim
-from worker.model.onnx_model import sha256_file
-from worker.model.qembed import FLOAT_ROWS, INT8_ROWS, add_int8_embedding_slot, quantize_word_embeddings
-from worker.model.smooth import DEFAULT_ALPHA, add_scale_slots, ffn_input_absmax, smooth_ffn
-from worker.model.tagnet import TaggerNet
+from worker.model.serving.heap import file_mappings, release_pages, trim
+from worker.model.serving.onnx_model import sha256_file
+from worker.model.conversion.qembed import FLOAT_ROWS, INT8_ROWS, add_int8_embedding_slot, quantize_word_embeddings
+from worker.model.conversion.smooth import DEFAULT_ALPHA, add_scale_slots, ffn_input_absmax, smooth_ffn
+from worker.model.conversion.tagnet import TaggerNet
 
 FORMAT_VERSION = 1
 # State-dict key suffix under which a dynamic INT8 Linear saves its (qint8 weight, bias) tuple.
@@ -58,7 +58,7 @@ def quantize_model(model: nn.Module, *, keep_float: Sequence[str] = (), engine: 
         keep_float: encoder module names (e.g. ``encoder.layer.5.output.dense``) left in FP32;
             a few outlier-heavy layers cost most of the INT8 accuracy loss of small encoders.
         engine: INT8 kernel library (see :func:`choose_engine`).
-        int8_embeddings: store the word embeddings as row-wise INT8 too (:mod:`~worker.model.qembed`).
+        int8_embeddings: store the word embeddings as row-wise INT8 too (:mod:`~worker.model.conversion.qembed`).
     """
     choose_engine(engine)
     model.eval()
@@ -125,7 +125,7 @@ def quantize(
 ) -> Path:
     """Write an INT8 artifact for the RaNER checkpoint ``src_dir`` into ``out_dir``.
 
-    ``fmt`` ``"onnx"`` (what workers serve, :mod:`~worker.model.onnx_export`) or ``"torch"``
+    ``fmt`` ``"onnx"`` (what workers serve, :mod:`~worker.model.conversion.onnx_export`) or ``"torch"``
     (``model.pt``). ``src_dir`` may also be a training run (its ``best/``) or, for ONNX, a
     torch INT8 artifact (its smoothing is kept).
 
@@ -134,7 +134,7 @@ def quantize(
             e.g. the window length it was trained on; capped by its position embeddings.
         keep_float: encoder Linear modules left in FP32 (recorded in the manifest).
         calibration: texts (training text, never test) to smooth the FFNs on before quantizing
-            (see :mod:`worker.model.smooth`); none: no smoothing.
+            (see :mod:`worker.model.conversion.smooth`); none: no smoothing.
         smooth_alpha: SmoothQuant's migration strength, used with ``calibration``.
         int8_embeddings: store the word embeddings as row-wise INT8 (4x smaller file).
 
@@ -149,7 +149,7 @@ def quantize(
     if is_artifact(src):
         if fmt != "onnx" or calibration or keep_float:
             raise ModelLoadError(f"{src} is already an INT8 artifact: it can only be exported to ONNX as it is")
-        from worker.model.onnx_export import export_onnx
+        from worker.model.conversion.onnx_export import export_onnx
 
         art = load_artifact(src)
         manifest = json.loads((src / "manifest.json").read_text())
@@ -161,7 +161,7 @@ def quantize(
         raise ModelLoadError(f"--keep-float names no Linear module of the encoder: {sorted(unknown)}")
     smoothing = None
     if calibration:
-        from worker.model.tagger import Tagger
+        from worker.model.serving.tagger import Tagger
 
         tagger = Tagger(loaded, max_length=max_length)
         texts = list(calibration)
@@ -170,7 +170,7 @@ def quantize(
     if fmt == "onnx":
         if keep_float:
             raise ModelLoadError("--keep-float applies to torch artifacts only")
-        from worker.model.onnx_export import export_onnx
+        from worker.model.conversion.onnx_export import export_onnx
 
         if not int8_embeddings:
             raise ModelLoadError("ONNX artifacts always store int8 word-embedding rows")

@@ -12,7 +12,7 @@ text, and everything after the encoder (softmax, Viterbi, picking non-``O`` tags
 NumPy array ops.
 
 This module imports no torch: the encoder run is an :class:`Engine` (onnxruntime in
-workers, :mod:`worker.model.torch_engine` for torch models in conversion and tests).
+workers, :mod:`worker.model.conversion.torch_engine` for torch models in conversion and tests).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ import numpy as np
 
 from storage.domain import Entity  # the one entity value type, shared with storage
 from worker.merge import Found, merge_windows
-from worker.model.charvocab import CharVocab
-from worker.model.encoding import Encoder
+from worker.model.serving.charvocab import CharVocab
+from worker.model.serving.encoding import Encoder
 from worker.model.errors import DeadlineExceeded
-from worker.model.heap import trim
-from worker.model.spans import tags_to_spans
-from worker.model.viterbi import viterbi_numpy
+from worker.model.serving.heap import trim
+from worker.model.serving.spans import tags_to_spans
+from worker.model.serving.viterbi import viterbi_numpy
 from worker.windows import Window, make_windows, word_cost
 
 
@@ -70,7 +70,7 @@ def as_engine(model: Any) -> Engine:
     """``model`` itself when it is an :class:`Engine`, else a torch ``LoadedModel`` wrapped in one."""
     if hasattr(model, "token_emissions"):
         return model  # type: ignore[no-any-return]
-    from worker.model.torch_engine import TorchEngine  # torch only for torch models
+    from worker.model.conversion.torch_engine import TorchEngine  # torch only for torch models
 
     return TorchEngine(model)
 

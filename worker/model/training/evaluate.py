@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from itertools import islice
 from pathlib import Path
 
-from worker.model.bio import read_bio
-from worker.model.scoring import bio_spans, score
-from worker.model.tagger import Tagger
+from worker.model.training.bio import read_bio
+from worker.model.training.scoring import bio_spans, score
+from worker.model.serving.tagger import Tagger
 
 
 def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None) -> dict:

@@ -10,7 +10,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from worker.model.checkpoint import REQUIRED
+from worker.model.conversion.checkpoint import REQUIRED
 from worker.model.errors import FetchError
 
 DEFAULT_MODEL_ID = "damo/nlp_raner_named-entity-recognition_chinese-base-news"

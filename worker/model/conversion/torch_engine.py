@@ -1,4 +1,4 @@
-"""A torch model (INT8 artifact or RaNER directory) as a tagger :class:`~worker.model.tagger.Engine`.
+"""A torch model (INT8 artifact or RaNER directory) as a tagger :class:`~worker.model.serving.tagger.Engine`.
 
 Workers serve ONNX artifacts with onnxruntime; this engine is for conversion (smoothing
 calibration, parity checks), training evaluation and RaNER directories used as they are.
@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from worker.model.charvocab import CharVocab
-from worker.model.checkpoint import LoadedModel
-from worker.model.encoding import Encoder, WordEncoder
+from worker.model.serving.charvocab import CharVocab
+from worker.model.conversion.checkpoint import LoadedModel
+from worker.model.serving.encoding import Encoder, WordEncoder
 
 
 def set_threads(n: int) -> None:

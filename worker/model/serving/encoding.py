@@ -31,7 +31,7 @@ def read_tokenizer_config(path: Path) -> tuple[bool, bool]:
     Raises:
         ModelLoadError: the file exists but is not a JSON object.
     """
-    from worker.model.jsonfile import read_json
+    from worker.model.serving.jsonfile import read_json
 
     file = path / "tokenizer_config.json"
     if not file.exists():

@@ -119,7 +119,7 @@ def calibration_texts(path: str | Path, limit: int = DEFAULT_CALIBRATION_TEXTS) 
     Raises:
         ValueError: the file holds no text, is not UTF-8, or has a malformed BIO line.
     """
-    from worker.model.bio import read_bio
+    from worker.model.training.bio import read_bio
 
     path = Path(path)
     try:
