@@ -110,8 +110,8 @@ def seal_job(db: Database, job_id: str) -> dict[str, Any]:
 def _refresh_planner_stats(conn: Connection) -> None:
     # Without statistics SQLite takes ``status = 'pending'`` as selective and answers
     # "UPDATE ... WHERE id IN (64 ids) AND status = 'pending'" (mark_queued, claim) by walking
-    # ix_document_status_lease_expires_at over every pending row: 140 ms per batch at 300k
-    # pending, 74 ids/s dispatched at 1M (bench/scale_sql.py). A sampled ANALYZE (< 1 ms)
+    # ix_document_status_lease_expires_at over every pending row, so dispatch slows with the
+    # job's size (docs/cost-model.md, bench/scale_sql.py). A sampled ANALYZE is cheap and
     # makes it use the primary key. PostgreSQL keeps its own statistics (autovacuum).
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA analysis_limit=1000")

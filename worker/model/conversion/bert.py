@@ -77,7 +77,7 @@ class BertEmbeddings(nn.Module):
     def __init__(self, shape: BertShape) -> None:
         super().__init__()
         # Weights given up front: Embedding's own init (normal_) on the ``meta`` device pulls in
-        # ~800 modules (+75 MiB RSS); the real weights are assigned from the checkpoint anyway.
+        # hundreds of extra modules and their memory; the real weights come from the checkpoint anyway.
         self.word_embeddings = _embedding(shape.vocab_size, shape.hidden_size)
         self.position_embeddings = _embedding(shape.max_position_embeddings, shape.hidden_size)
         self.token_type_embeddings = _embedding(shape.type_vocab_size, shape.hidden_size)

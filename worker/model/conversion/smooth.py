@@ -30,7 +30,7 @@ if TYPE_CHECKING:  # torch is imported where used: the CLI reads this module's d
     from torch import nn
 
 DEFAULT_ALPHA = 0.8
-DEFAULT_CALIBRATION_TEXTS = 1000  # maxima settle well before this; 1,000 MSRA sentences take ~10 s
+DEFAULT_CALIBRATION_TEXTS = 1000  # activation maxima settle well before this many texts
 _EPS = 1e-5  # floor for channels that never fire (or weights that are all zero)
 
 
