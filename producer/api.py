@@ -8,12 +8,13 @@ in ``producer.api_errors.CODES``.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.responses import (
     FileResponse,
     JSONResponse,
@@ -27,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from producer import api_errors, api_queries, metrics, service
+from producer.api_auth import Auth, Caller, security_headers
 from producer.api_errors import ApiError
 from producer.api_upload import BodyLimit, load_json_documents, looks_like_json_array, normalise_format, spool
 from storage.domain import (
@@ -50,6 +52,8 @@ from storage.views import (
     SubmitView,
     TopEntities,
 )
+
+log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_EXTRACT_TIMEOUT = 30.0
@@ -140,6 +144,26 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     app.state.settings = settings
     api_errors.install(app)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
+    auth = Auth(settings)
+    headers = security_headers(app)
+
+    @app.middleware("http")
+    async def _security_headers(request: Request, call_next: Any) -> Any:
+        response = await call_next(request)
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        return response
+
+    def need(scope: str) -> Any:
+        def caller(request: Request) -> Caller:
+            return auth.caller(request, scope)
+
+        return Depends(caller)
+
+    READ, SUBMIT = need("read"), need("submit")
+
+    def own(job_id: str, caller: Caller) -> None:
+        auth.visible(caller, job_id)
 
     # ---------------------------------------------------------------- page + health
 
@@ -154,8 +178,15 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         """Liveness: answers without touching the database or the broker."""
         return {"status": "ok"}
 
+    @app.get("/whoami", tags=["ops"])
+    def whoami(caller: Caller = READ) -> dict[str, Any]:
+        """The calling key's name and scope (``{"open": true}`` while no key exists)."""
+        if caller.key is None:
+            return {"open": True}
+        return {"open": False, "name": caller.key.name, "scope": caller.key.scope}
+
     @app.get("/states", tags=["ops"])
-    def states() -> dict[str, Any]:
+    def states(caller: Caller = READ) -> dict[str, Any]:
         """The job and document state machines (``storage/domain.py``): every state, the terminal
         ones, and the allowed transitions. The web page takes its state lists from here."""
         return {
@@ -167,8 +198,11 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         }
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def prometheus() -> PlainTextResponse:
-        """Prometheus text format: jobs by state, documents by status, docs/s, chars/s, queue depth."""
+    def prometheus(request: Request) -> PlainTextResponse:
+        """Prometheus text format: jobs by state, documents by status, docs/s, chars/s, queue depth.
+        Needs a key unless ``SHITI_METRICS_PUBLIC`` is set."""
+        if not settings.metrics_public:
+            auth.caller(request, "read")  # 401/403 unless a valid key
         return PlainTextResponse(metrics.render(settings), media_type=metrics.CONTENT_TYPE)
 
     # ---------------------------------------------------------------- jobs
@@ -177,7 +211,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
               responses={200: {"model": SubmitView, "description": "the job of an earlier call with this token"},
                          202: {"model": SubmitView, "description": "a new job"}})
     async def submit_job(request: Request, client_token: str | None = Query(None),
-                         name: str | None = Query(None), format: str | None = Query(None)) -> JSONResponse:
+                         name: str | None = Query(None), format: str | None = Query(None),
+                         caller: Caller = SUBMIT) -> JSONResponse:
         """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
 
         The client token (query, form field, JSON key or `Idempotency-Key` header) makes the call
@@ -187,13 +222,16 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
                                    "name": name, "format": format}
         if ctype == "multipart/form-data":
-            result = await _submit_upload(request, options)
+            # The size of an upload is known only once read: refuse at once when already at the limit.
+            await run_in_threadpool(auth.check_quota, caller, 0)
+            result = await _submit_upload(request, options, caller)
         elif ctype in ("application/json", "text/json") or ctype.endswith("+json"):
             docs, body_options = load_json_documents(await request.body())
             _merge(options, body_options)
+            await run_in_threadpool(auth.check_quota, caller, len(docs))
             result = await run_in_threadpool(
                 service.submit_corpus, settings, docs, client_token=options["client_token"],
-                name=options["name"] or "api upload", **_fields(options))
+                name=options["name"] or "api upload", owner=caller.owner, **_fields(options))
         else:
             raise ApiError("unsupported_media_type",
                            "send multipart/form-data with a 'file' field, or application/json")
@@ -202,7 +240,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         return JSONResponse(body, status_code=202 if result.created else 200,
                             headers={"Location": f"/jobs/{result.job_id}"})
 
-    async def _submit_upload(request: Request, options: dict[str, Any]) -> service.SubmitResult:
+    async def _submit_upload(request: Request, options: dict[str, Any], caller: Caller) -> service.SubmitResult:
         form = await request.form(max_files=1, max_fields=20)
         try:
             upload = form.get("file")
@@ -222,17 +260,20 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                 fmt = None
             return await run_in_threadpool(service.submit_corpus, settings, source, fmt=fmt,
                                            client_token=options["client_token"], name=name,
-                                           **_fields(options))
+                                           owner=caller.owner, **_fields(options))
         finally:
             path.unlink(missing_ok=True)
 
     @app.get("/jobs", tags=["jobs"])
     def list_jobs(state: str | None = Query(None, description="filter by job state"),
-                  limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None)) -> JobPage:
-        """Jobs, newest first, one page at a time (pass `next_cursor` back as `cursor`).
+                  limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None),
+                  caller: Caller = READ) -> JobPage:
+        """Jobs, newest first, one page at a time (pass `next_cursor` back as `cursor`): the key's
+        own jobs (all of them for an admin key).
 
         Jobs still running carry the live fields of `GET /jobs/{id}` (rates, ETA)."""
-        page = service.list_jobs(settings, state=_state(state), limit=limit, cursor=_cursor(cursor))
+        page = service.list_jobs(settings, state=_state(state), limit=limit, cursor=_cursor(cursor),
+                                 owner=None if caller.sees_all else caller.owner)
         page["items"] = [_live(item) for item in page["items"]]
         return page
 
@@ -245,23 +286,27 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
             return item
 
     @app.get("/jobs/{job_id}", tags=["jobs"])
-    def get_job(job_id: str) -> JobProgress:
+    def get_job(job_id: str, caller: Caller = READ) -> JobProgress:
         """Progress of one job (the same fields as `shiti status --json`)."""
+        own(job_id, caller)
         return service.job_status(settings, job_id)
 
     @app.post("/jobs/{job_id}/cancel", tags=["jobs"])
-    def cancel_job(job_id: str) -> JobProgress:
+    def cancel_job(job_id: str, caller: Caller = SUBMIT) -> JobProgress:
         """Cancel: documents not yet claimed are skipped; 409 when the job already finished."""
+        own(job_id, caller)
         return service.cancel_job(settings, job_id)
 
     @app.post("/jobs/{job_id}/retry", tags=["jobs"])
-    def retry_job(job_id: str) -> RetryResult:
+    def retry_job(job_id: str, caller: Caller = SUBMIT) -> RetryResult:
         """Re-queue the job's failed documents (not those rejected as bad input)."""
+        own(job_id, caller)
         return service.retry_failed(settings, job_id)
 
     @app.get("/jobs/{job_id}/throughput", tags=["jobs"])
-    def throughput(job_id: str, buckets: int = Query(40, ge=2, le=500)) -> dict[str, Any]:
+    def throughput(job_id: str, buckets: int = Query(40, ge=2, le=500), caller: Caller = READ) -> dict[str, Any]:
         """Completed documents and characters per second over the job's running time."""
+        own(job_id, caller)
         return api_queries.throughput(settings, job_id, buckets=buckets)
 
     # ---------------------------------------------------------------- entities & documents
@@ -271,25 +316,31 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                  type: str | None = Query(None, description="entity label, e.g. PER, LOC, ORG"),
                  text: str | None = Query(None, description="exact entity text"),
                  doc: str | None = Query(None, description="document id"),
-                 cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000)) -> EntityPage:
+                 cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000),
+                 caller: Caller = READ) -> EntityPage:
         """Entities of a job in a stable order (keyset pagination: pass `next_cursor` back)."""
+        own(job_id, caller)
         return service.find_entities(settings, job_id, label=type or None, text=text or None,
                                      doc=doc or None, cursor=_cursor(cursor), limit=limit)
 
     @app.get("/jobs/{job_id}/entities/top", tags=["entities"])
-    def top(job_id: str, type: str | None = Query(None), limit: int = Query(20, ge=1, le=500)) -> TopEntities:
+    def top(job_id: str, type: str | None = Query(None), limit: int = Query(20, ge=1, le=500),
+            caller: Caller = READ) -> TopEntities:
         """Most frequent entity strings, `limit` per label, most frequent first."""
+        own(job_id, caller)
         items = service.top_entities(settings, job_id, label=type or None, limit=limit)
         return {"items": sorted(items, key=lambda e: (-e["count"], e["label"], e["text"]))}
 
     @app.get("/jobs/{job_id}/documents/{doc_id:path}", tags=["entities"])
-    def document(job_id: str, doc_id: str) -> DocumentView:
+    def document(job_id: str, doc_id: str, caller: Caller = READ) -> DocumentView:
         """One document: its stored text, state and entities (end-exclusive code-point offsets)."""
+        own(job_id, caller)
         return service.get_document(settings, job_id, doc_id)
 
     @app.get("/jobs/{job_id}/export", tags=["entities"], response_class=StreamingResponse)
-    def export(job_id: str) -> StreamingResponse:
+    def export(job_id: str, caller: Caller = READ) -> StreamingResponse:
         """Every document's entities as JSON Lines, streamed (one record per document)."""
+        own(job_id, caller)
         records = service.export_entities(settings, job_id)  # NotFound before the stream starts
 
         def lines() -> Iterator[bytes]:
@@ -302,11 +353,12 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     # ---------------------------------------------------------------- one sentence
 
     @app.post("/extract", tags=["entities"], responses={504: {"description": "no worker answered in time"}})
-    async def extract(body: ExtractRequest) -> ExtractResult:
+    async def extract(body: ExtractRequest, caller: Caller = SUBMIT) -> ExtractResult:
         """Tag one text: it becomes a one-document job, answered when a worker has done it."""
+        await run_in_threadpool(auth.check_quota, caller, 1)
         result = await run_in_threadpool(service.submit_corpus, settings,
                                          [{"id": EXTRACT_DOC_ID, "text": body.text}],
-                                         name=_extract_name(body.text))
+                                         name=_extract_name(body.text), owner=caller.owner)
         timeout = body.timeout or extract_timeout
         try:
             # A thread of the pool waits (at most `timeout`); polls start at 20 ms and back off.
@@ -341,19 +393,40 @@ def _fields(options: dict[str, Any]) -> dict[str, str]:
     return {k: options[k] for k in ("id_field", "text_field") if options.get(k)}
 
 
-def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000) -> None:
+def serve(settings: Settings, host: str = "127.0.0.1", port: int = 8000, *, insecure: bool = False) -> None:
     """Run the API and dashboard with uvicorn until interrupted (``shiti serve``).
 
-    Refuses to start (exit 78, one line per problem) on a database behind the code.
+    Refuses to start (exit 78, one line per problem) on a database behind the code, and on a
+    non-loopback address while no API key exists (anyone who can reach it could read and submit)
+    unless ``insecure``. On loopback with no key it serves openly, with a warning.
     """
     import uvicorn
 
-    from storage.db import schema_problems
+    from storage import keys as api_keys
+    from storage.db import get_database, schema_problems
 
     problems = schema_problems(settings)
+    if not problems and not settings.admin_key and not api_keys.any_keys(get_database(settings)):
+        if not _loopback(host) and not insecure:
+            problems.append(f"no API key exists and {host} is not a loopback address: create one "
+                            "(`shiti keys create --name NAME --scope admin`, or set SHITI_ADMIN_KEY), "
+                            "or pass --insecure to serve it open")
+        else:
+            log.warning("no API key exists: the API is open to anyone who can reach %s:%d "
+                        "(create one with `shiti keys create`)", host, port)
     for problem in problems:
         print(f"shiti serve: refusing to start: {problem}", file=sys.stderr, flush=True)
     if problems:
         raise SystemExit(EXIT_CONFIG)
-
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -23,12 +23,15 @@ RETRY_AFTER = 5
 #: code -> HTTP status. The single source of truth for the error table in the OpenAPI docs.
 CODES: dict[str, int] = {
     "bad_request": 400,
+    "unauthorized": 401,
+    "forbidden": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "invalid_transition": 409,
     "payload_too_large": 413,
     "unsupported_media_type": 415,
     "invalid_input": 422,
+    "too_many_requests": 429,
     "internal": 500,
     "unavailable": 503,
     "timeout": 504,
@@ -71,7 +74,12 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiError)
     async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.code, exc.message, **exc.extra)
+        response = error_response(exc.code, exc.message, **exc.extra)
+        if exc.code == "unauthorized":
+            response.headers["WWW-Authenticate"] = 'Bearer realm="shiti"'
+        elif exc.code == "too_many_requests":
+            response.headers["Retry-After"] = str(RETRY_AFTER * 12)
+        return response
 
     @app.exception_handler(NotFound)
     async def _not_found(_: Request, exc: NotFound) -> JSONResponse:

@@ -270,6 +270,61 @@ def redis(port: int | None, detach: bool, stop: bool, settings: Settings) -> Non
 
 
 @cli.group()
+def keys() -> None:
+    """API keys (the REST API needs one once any exists; the CLI itself is unrestricted)."""
+
+
+@keys.command("create")
+@click.option("--name", required=True, help="Unique name; jobs submitted with the key are owned by it.")
+@click.option("--scope", required=True, help="read (see own jobs), submit (also submit/cancel/retry), admin (all jobs).")
+@with_settings
+def keys_create(name: str, scope: str, settings: Settings) -> None:
+    """Create a key and print it once (only its hash is stored)."""
+    from storage import keys as api_keys
+    from storage.db import get_database
+
+    key = api_keys.create_key(get_database(settings), name=name, scope=scope)
+    click.echo(key)
+    click.echo(f"key {name!r} ({scope}) created; it is shown only now: store it safely", err=True)
+
+
+@keys.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def keys_list(as_json: bool, settings: Settings) -> None:
+    """Name, scope, created and last used of every key (never the key)."""
+    from storage import keys as api_keys
+    from storage.db import get_database
+
+    found = api_keys.list_keys(get_database(settings))
+    rows = [{"name": k.name, "scope": k.scope, "created_at": _iso(k.created_at), "last_used_at": _iso(k.last_used_at)}
+            for k in found]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        click.echo(f"{r['name']:<24} {r['scope']:<7} created {r['created_at']}  last used {r['last_used_at'] or 'never'}")
+
+
+@keys.command("revoke")
+@click.argument("name")
+@with_settings
+def keys_revoke(name: str, settings: Settings) -> None:
+    """Delete a key: refused from the next request on."""
+    from storage import keys as api_keys
+    from storage.db import get_database
+
+    api_keys.revoke_key(get_database(settings), name)
+    click.echo(f"key {name!r} revoked")
+
+
+def _iso(ts: float | None) -> str | None:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+@cli.group()
 def db() -> None:
     """Database schema: `shiti db upgrade` after installing a new release, `shiti db current`."""
 
@@ -304,11 +359,12 @@ def db_current(settings: Settings) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True)
+@click.option("--insecure", is_flag=True, help="Serve a non-loopback address with no API key (anyone may call it).")
 @with_settings
-def serve(host: str, port: int, settings: Settings) -> None:
-    """Serve the REST API and the web page."""
+def serve(host: str, port: int, insecure: bool, settings: Settings) -> None:
+    """Serve the REST API and the web page (a key is needed once any exists: `shiti keys`)."""
     api = importlib.import_module("producer.api")
-    api.serve(settings, host=host, port=port)
+    api.serve(settings, host=host, port=port, insecure=insecure)
 
 
 @cli.command()

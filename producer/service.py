@@ -49,12 +49,15 @@ class SubmitResult:
 
 def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str, Any]], *,
                   fmt: str | None = None, client_token: str | None = None, id_field: str = "id",
-                  text_field: str = "text", name: str | None = None) -> SubmitResult:
+                  text_field: str = "text", name: str | None = None, owner: str | None = None) -> SubmitResult:
     """Validate and store a corpus as a new job, then enqueue its first batches.
 
     Streaming: documents are inserted ``settings.ingest_chunk`` at a time. With a
     ``client_token`` already used, the same job is returned and re-reading the source adds
     no duplicates (``UNIQUE(job_id, ext_id)``), which also completes an interrupted submit.
+
+    Args:
+        owner: the API key name submitting (its client tokens are its own); None from the CLI.
 
     Raises:
         PermanentError: unreadable source (missing path, unknown format, CSV without the column).
@@ -64,7 +67,7 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
                           max_chars=settings.max_chars)
     if name is None and isinstance(source, (str, Path)):
         name = Path(source).name
-    job_id, created = repo.create_job(db, name=name, client_token=client_token)
+    job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner)
     chunk: list[dict[str, Any]] = []
     for rec in records:
         checked = rec.failure if rec.failure is not None else check_text(rec.text or "", max_chars=settings.max_chars)
@@ -155,10 +158,10 @@ def wait_job(settings: Settings, job_id: str, *, timeout: float | None = None, p
 
 
 def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
-              cursor: str | None = None) -> JobPage:
-    """Recent jobs, newest first: ``{"items": [...], "next_cursor": str | None}``."""
+              cursor: str | None = None, owner: str | None = None) -> JobPage:
+    """Recent jobs, newest first (only ``owner``'s when given): ``{"items": [...], "next_cursor"}``."""
     rows, nxt = queries.list_jobs(get_database(settings), state=state, limit=limit,
-                                  cursor=int(cursor) if cursor else None)
+                                  cursor=int(cursor) if cursor else None, owner=owner)
     items: list[JobSummary | JobProgress] = [
              {"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
               "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from storage.db import Database
+from storage.domain import JOB_OPEN
 from storage.domain import DocumentStatus as D
 from storage.errors import NotFound
 from storage.schema import document, entity, job
@@ -50,10 +51,13 @@ def failures(db: Database, job_id: str, *, limit: int = 10) -> list[dict[str, An
                 for r in conn.execute(stmt)]
 
 
-def list_jobs(db: Database, *, state: str | None = None, limit: int = 50,
-              cursor: int | None = None) -> tuple[list[dict[str, Any]], int | None]:
-    """Jobs newest first. Returns ``(rows, next_cursor)``; pass the cursor back for the next page."""
+def list_jobs(db: Database, *, state: str | None = None, limit: int = 50, cursor: int | None = None,
+              owner: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
+    """Jobs newest first (only ``owner``'s when given). Returns ``(rows, next_cursor)``; pass the
+    cursor back for the next page."""
     stmt = select(job).order_by(job.c.seq.desc()).limit(limit + 1)
+    if owner is not None:
+        stmt = stmt.where(job.c.owner == owner)
     if state:
         stmt = stmt.where(job.c.status == state)
     if cursor is not None:
@@ -169,3 +173,24 @@ def count_failed_at_ingest(db: Database, job_id: str) -> int:
         return int(conn.execute(select(func.count()).where(
             document.c.job_id == job_id, document.c.status == D.FAILED, document.c.attempts == 0
         )).scalar_one())
+
+
+def job_owner(db: Database, job_id: str) -> str | None:
+    """The key name that submitted the job (None: the CLI or an open API).
+
+    Raises:
+        NotFound: unknown job.
+    """
+    with db.read() as conn:
+        row = conn.execute(select(job.c.owner).where(job.c.id == job_id)).first()
+    if row is None:
+        raise NotFound(f"no job {job_id}")
+    return str(row.owner) if row.owner is not None else None
+
+
+def unfinished_documents(db: Database, owner: str) -> int:
+    """Documents of ``owner``'s open jobs not yet done, failed or cancelled (the per-key limit)."""
+    with db.read() as conn:
+        got = conn.execute(select(func.coalesce(func.sum(job.c.total - job.c.done - job.c.failed - job.c.cancelled), 0))
+                           .where(job.c.owner == owner, job.c.status.in_(tuple(sorted(JOB_OPEN))))).scalar()
+    return int(got or 0)

@@ -63,13 +63,20 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], 
 # ---------------------------------------------------------------------------------- jobs, ingest
 
 
-def create_job(db: Database, *, name: str | None = None, client_token: str | None = None) -> tuple[str, bool]:
+def create_job(db: Database, *, name: str | None = None, client_token: str | None = None,
+               owner: str | None = None) -> tuple[str, bool]:
     """Create a job, or find the one already created with ``client_token``.
+
+    Args:
+        owner: the API key name submitting it (its client tokens are its own: the same token
+            from another key is another job).
 
     Returns:
         ``(job_id, created)``.
     """
     with db.write() as conn:
+        if client_token is not None and owner is not None:
+            client_token = f"{owner}\x1f{client_token}"  # a separator no key name contains
         if client_token is not None:
             found = conn.execute(select(job.c.id).where(job.c.client_token == client_token)).scalar()
             if found is not None:
@@ -77,7 +84,7 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
         job_id = new_id()
         conn.execute(
             insert(job).values(
-                id=job_id, name=name, client_token=client_token, status=J.SUBMITTED, sealed=False,
+                id=job_id, name=name, client_token=client_token, owner=owner, status=J.SUBMITTED, sealed=False,
                 total=0, done=0, failed=0, cancelled=0, chars_total=0, chars_done=0,
                 submitted_at=time.time(),
             )

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.x tables: job, document, entity.
+"""SQLAlchemy 2.x tables: job, document, entity, api_key. Changes go with an Alembic revision
+(``storage/migrations/versions``).
 
 Timestamps are epoch seconds (float): portable across SQLite and PostgreSQL and trivially
 comparable in conditional UPDATEs (lease expiry).
@@ -47,7 +48,9 @@ job = Table(
     Column("submitted_at", Float, nullable=False),
     Column("started_at", Float),
     Column("finished_at", Float),
+    Column("owner", String(100)),  # the API key name that submitted it (None: the CLI or an open API)
     Index(None, "status", "seq"),
+    Index(None, "owner", "seq"),
 )
 
 document = Table(
@@ -91,4 +94,15 @@ entity = Table(
     # also serves top_entities' GROUP BY.
     Index(None, "job_id", "label", "text", "id"),
     Index(None, "job_id", "text", "id"),
+)
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("scope", String(20), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex: the key is never stored
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
 )

@@ -72,6 +72,10 @@ class Settings:
     max_chars: int = 5_000_000
     max_upload_bytes: int = 1 << 30  # REST uploads
     busy_timeout_ms: int = 30_000
+    # REST API access (producer/api_auth.py).
+    admin_key: str = dataclasses.field(default="", repr=False)  # ensured as key "admin" when set
+    metrics_public: bool = False  # /metrics without a key (a scraper inside a trusted network)
+    max_queued_per_key: int = 0  # documents a key may have unfinished; over it submit -> 429 (0 = no limit)
 
     def __post_init__(self) -> None:
         if self.lease_seconds >= self.visibility_timeout:
@@ -114,6 +118,8 @@ class Settings:
         """``SHITI_*`` variables that reproduce these settings in a child process."""
         env = {}
         for f in dataclasses.fields(self):
+            if not f.repr:  # secrets (the admin key) stay in the process that was given them
+                continue
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 value = "1" if value else "0"

@@ -118,3 +118,15 @@ def test_env_example_covers_compose_variables(compose: dict[str, Any]) -> None:
     example = (ROOT / ".env.example").read_text(encoding="utf-8")
     defined = set(re.findall(r"^(\w+)=", example, re.M))
     assert used <= defined, f"missing from .env.example: {sorted(used - defined)}"
+
+
+def test_secrets_have_no_usable_default_and_every_client_uses_them(compose: dict[str, Any]) -> None:
+    env = compose["x-shiti-env"]
+    assert ":?" in env["SHITI_DATABASE_URL"] and "change-me" not in env["SHITI_DATABASE_URL"]
+    assert env["SHITI_REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?")
+    assert _flag_value(compose["services"]["redis"]["command"], "--requirepass") == "${REDIS_PASSWORD:?set REDIS_PASSWORD in .env}"
+    assert ":?" in compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert compose["services"]["api"]["environment"]["SHITI_ADMIN_KEY"].startswith("${SHITI_ADMIN_KEY:?")
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "SHITI_ADMIN_KEY"):
+        assert re.search(rf"^{name}=$", example, re.M), f"{name} must be empty in .env.example"

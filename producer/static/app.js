@@ -74,8 +74,24 @@ function toast(msg, isError = false) {
   toast._t = setTimeout(() => { el.hidden = true; }, 4000);
 }
 
+// ── API key (kept for this tab only; every request sends it) ───────────────
+const KEY_STORE = "shiti.apiKey";
+const apiKey = () => sessionStorage.getItem(KEY_STORE);
+function authHeaders(extra = {}) {
+  const key = apiKey();
+  return key ? { ...extra, Authorization: `Bearer ${key}` } : extra;
+}
+
 async function api(path, opts = {}) {
-  const res = await fetch(path, { headers: { Accept: "application/json" }, ...opts });
+  const res = await fetch(path, { ...opts, headers: authHeaders({ Accept: "application/json", ...(opts.headers || {}) }) });
+  if (res.status === 401) {
+    // No key, or it was revoked: ask again (and stop whatever view was loading).
+    sessionStorage.removeItem(KEY_STORE);
+    showKeyPrompt("This service needs an API key.");
+    const err = new Error("an API key is needed");
+    err.status = 401;
+    throw err;
+  }
   const type = res.headers.get("content-type") || "";
   const body = type.includes("json") ? await res.json() : await res.text();
   if (!res.ok) {
@@ -374,7 +390,7 @@ async function viewJob(id) {
       <div class="actions">
         <button class="btn btn-danger" id="btn-cancel" data-testid="cancel">Cancel</button>
         <button class="btn" id="btn-retry" data-testid="retry">Retry failed</button>
-        <a class="btn" href="/jobs/${encodeURIComponent(id)}/export" download="job-${esc(id)}.jsonl">Export JSONL</a>
+        <button class="btn" id="btn-export" data-testid="export">Export JSONL</button>
       </div>
     </div>
     <div class="card" style="margin-bottom:20px"><div id="job-progress"></div></div>
@@ -587,15 +603,67 @@ function route() {
   if (parts[0] === "jobs" && parts[1]) return viewJob(parts[1]);
   return viewJobs();
 }
-window.addEventListener("hashchange", route);
-document.addEventListener("visibilitychange", () => { /* polls skip while hidden and resume on the next tick */ });
-(async () => {
+// ── key prompt, identity, sign-out ─────────────────────────────────────────
+function showKeyPrompt(message) {
+  routeToken++;
+  clearInterval(pollTimer);
+  document.getElementById("whoami").textContent = "";
+  document.getElementById("sign-out").hidden = true;
+  app.innerHTML = `
+    <form class="card key-prompt" id="key-form" data-testid="key-form">
+      <h2>Sign in with an API key</h2>
+      <p class="muted" id="key-message"></p>
+      <label class="field">API key <input type="password" name="key" autocomplete="off" required data-testid="key-input"></label>
+      <p class="muted">Kept in this tab only (sessionStorage). An operator creates keys with <code>shiti keys create</code>.</p>
+      <div class="actions"><button class="btn btn-primary" type="submit" data-testid="key-submit">Sign in</button></div>
+    </form>`;
+  document.getElementById("key-message").textContent = message;  // text, never markup
+  document.getElementById("key-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    sessionStorage.setItem(KEY_STORE, ev.target.elements.key.value.trim());
+    boot();
+  });
+}
+
+function signOut() {
+  sessionStorage.removeItem(KEY_STORE);
+  showKeyPrompt("Signed out.");
+}
+
+async function downloadExport(id) {
+  // A plain link cannot send the key: fetch the file and hand the browser a blob.
+  const res = await fetch(`/jobs/${encodeURIComponent(id)}/export`, { headers: authHeaders() });
+  if (!res.ok) { toast(`Export failed (${res.status})`, true); return; }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = `job-${id}.jsonl`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
+}
+
+async function boot() {
+  let who;
   try {
+    who = await api("/whoami");
     const s = await api("/states");
     STATES = s.job.states;
     TERMINAL = new Set(s.job.terminal);
   } catch (e) {
-    toast(`Could not load the job states: ${e.message}`, true);
+    if (e.status !== 401) toast(`Could not reach the API: ${e.message}`, true);
+    return;
   }
+  const badge = document.getElementById("whoami");
+  badge.textContent = who.open ? "open (no keys)" : `${who.name} · ${who.scope}`;
+  document.getElementById("sign-out").hidden = who.open;
   route();
-})();
+}
+
+document.addEventListener("click", (ev) => {
+  if (ev.target.closest("#sign-out")) signOut();
+  const exp = ev.target.closest("#btn-export");
+  if (exp) downloadExport(location.hash.split("/")[2]);
+});
+window.addEventListener("hashchange", route);
+document.addEventListener("visibilitychange", () => { /* polls skip while hidden and resume on the next tick */ });
+boot();

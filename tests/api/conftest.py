@@ -6,6 +6,7 @@ by running the real task body (``worker.batch.run_batch``) with the fake tagger.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from producer.api import create_app
+from storage import repo
 from storage.db import dispose_all, get_database
 from storage.domain import DocumentStatus
 from storage.schema import document
@@ -71,3 +73,22 @@ def assert_error(response, status: int, code: str) -> dict:  # type: ignore[no-u
     assert body["error"]["code"] == code
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     return body["error"]
+
+
+@pytest.fixture
+def background_worker(settings: Settings) -> Iterator[None]:
+    """A thread that tags whatever job is open, like a worker would."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        db = get_database(settings)
+        while not stop.is_set():
+            for job_id in repo.open_jobs(db):
+                work(settings, job_id)
+            stop.wait(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=10)

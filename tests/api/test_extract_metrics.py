@@ -6,40 +6,17 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from producer.api import create_app
-from storage import repo
-from storage.db import dispose_all, get_database
+from storage.db import dispose_all
 from storage.redis_server import start_redis, stop_redis
-from storage.settings import Settings
 from tests.api.conftest import make_settings, submit, work
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def background_worker(settings: Settings) -> Iterator[None]:
-    """A thread that tags whatever job is open, like a worker would."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        db = get_database(settings)
-        while not stop.is_set():
-            for job_id in repo.open_jobs(db):
-                work(settings, job_id)
-            stop.wait(0.05)
-
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    yield
-    stop.set()
-    thread.join(timeout=10)
 
 
 def test_extract_returns_entities_with_code_point_offsets(client: TestClient, background_worker: None) -> None:

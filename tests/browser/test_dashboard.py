@@ -184,3 +184,61 @@ def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_p
             assert errors == []
         finally:
             browser.close()
+
+
+MARKUP = '<img src=x onerror="window.__pwned=1">'
+
+
+def test_key_prompt_sign_in_401_and_markup_rendered_inert(served: tuple[str, Settings]) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from producer.service import submit_corpus
+    from storage import keys as api_keys
+    from storage.db import get_database
+
+    base, settings = served
+    # Given keys exist (so the running API requires one) and a job named, and filled, with markup
+    db = get_database(settings)
+    key = api_keys.create_key(db, name="web-user", scope="submit")
+    job = submit_corpus(settings, [{"id": "</script><b>x</b>", "text": MARKUP + "张伟在北京。"}],
+                        name=MARKUP, owner="web-user").job_id
+    executable = _chromium()
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(base + "/")
+            # Then the page asks for a key (the open-API re-check allows a couple of seconds)
+            expect(page.get_by_test_id("key-form")).to_be_visible(timeout=10_000)
+            # When a wrong key is given, Then the prompt comes back
+            page.get_by_test_id("key-input").fill("shiti_not-a-key-at-all")
+            page.get_by_test_id("key-submit").click()
+            expect(page.get_by_test_id("key-form")).to_be_visible()
+            # When the right key is given, Then the page shows who is signed in and the job list
+            page.get_by_test_id("key-input").fill(key)
+            page.get_by_test_id("key-submit").click()
+            expect(page.get_by_test_id("whoami")).to_have_text("web-user · submit")
+            expect(page.get_by_role("heading", name="Extraction jobs")).to_be_visible()
+            expect(page.get_by_text(MARKUP).first).to_be_visible()  # shown as text
+            page.goto(f"{base}/#/jobs/{job}/docs/{'</script><b>x</b>'}")
+            expect(page.get_by_text(MARKUP + "张伟在北京。").first).to_be_visible()
+            assert page.evaluate("window.__pwned") is None
+            assert page.locator("img[src=x]").count() == 0
+            # When the key is revoked, Then the next request brings the prompt back
+            api_keys.revoke_key(db, "web-user")
+            page.goto(base + "/#/")
+            page.reload()
+            expect(page.get_by_test_id("key-form")).to_be_visible()
+            # And signing out clears the key
+            key2 = api_keys.create_key(db, name="web-user", scope="read")
+            page.get_by_test_id("key-input").fill(key2)
+            page.get_by_test_id("key-submit").click()
+            expect(page.get_by_test_id("whoami")).to_have_text("web-user · read")
+            page.get_by_test_id("sign-out").click()
+            expect(page.get_by_test_id("key-form")).to_be_visible()
+            assert page.evaluate("sessionStorage.getItem('shiti.apiKey')") is None
+            assert errors == [], errors
+        finally:
+            browser.close()
