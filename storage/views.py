@@ -43,26 +43,18 @@ class JobSummary(TypedDict):
     finished_at: str | None
 
 
-class JobProgress(TypedDict):
-    """A job's status: counts, characters, rates over its running time, ETA, first failures."""
+class JobProgress(JobSummary):
+    """A job's status: the summary plus in-flight counts, characters, rates over its running
+    time, ETA and first failures."""
 
-    job_id: str
-    name: str | None
-    state: str
-    total: int
-    done: int
-    failed: int
     pending: int
     processing: int
-    cancelled: int
     chars_total: int
     chars_done: int
     docs_per_second: float
     chars_per_second: float
     eta_seconds: float | None
-    submitted_at: str | None
     started_at: str | None
-    finished_at: str | None
     failures: list[FailureView]
 
 
