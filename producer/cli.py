@@ -293,11 +293,13 @@ def keys_create(name: str, scope: str, settings: Settings) -> None:
 @with_settings
 def keys_list(as_json: bool, settings: Settings) -> None:
     """Name, scope, created and last used of every key (never the key)."""
+    from producer.service import iso_time
     from storage import keys as api_keys
     from storage.db import get_database
 
     found = api_keys.list_keys(get_database(settings))
-    rows = [{"name": k.name, "scope": k.scope, "created_at": _iso(k.created_at), "last_used_at": _iso(k.last_used_at)}
+    rows = [{"name": k.name, "scope": k.scope, "created_at": iso_time(k.created_at),
+             "last_used_at": iso_time(k.last_used_at)}
             for k in found]
     if as_json:
         click.echo(json.dumps(rows))
@@ -316,12 +318,6 @@ def keys_revoke(name: str, settings: Settings) -> None:
 
     api_keys.revoke_key(get_database(settings), name)
     click.echo(f"key {name!r} revoked")
-
-
-def _iso(ts: float | None) -> str | None:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
 
 @cli.group()

@@ -94,7 +94,8 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
     return SubmitResult(job_id, created, sum(counts.values()), rejected, dispatched)
 
 
-def _iso(ts: float | None) -> str | None:
+def iso_time(ts: float | None) -> str | None:
+    """An epoch timestamp as ISO 8601 UTC to the second (None stays None)."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
 
@@ -122,8 +123,8 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "processing": j["processing"], "cancelled": j["cancelled"],
         "chars_total": j["chars_total"], "chars_done": j["chars_done"],
         "docs_per_second": round(dps, 2), "chars_per_second": round(cps, 1), "eta_seconds": eta,
-        "submitted_at": _iso(j["submitted_at"]), "started_at": _iso(started),
-        "finished_at": _iso(finished),
+        "submitted_at": iso_time(j["submitted_at"]), "started_at": iso_time(started),
+        "finished_at": iso_time(finished),
         "failures": [{"doc_id": f["doc_id"], "reason": f["reason"], "error": f["error"]}
                      for f in queries.failures(db, job_id, limit=10)],
     }
@@ -165,7 +166,7 @@ def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
     items: list[JobSummary | JobProgress] = [
              {"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
               "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],
-              "submitted_at": _iso(r["submitted_at"]), "finished_at": _iso(r["finished_at"])}
+              "submitted_at": iso_time(r["submitted_at"]), "finished_at": iso_time(r["finished_at"])}
              for r in rows]
     return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 

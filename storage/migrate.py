@@ -19,6 +19,7 @@ SQLite and PostgreSQL, and that a database of the release before keeps every row
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Literal
@@ -54,9 +55,16 @@ def _config(connection: Connection | None = None) -> Config:
     return cfg
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    # Parsed once per process: every get_database and start-up check asks for head and the known
+    # revisions, and the revision files do not change while the process runs.
+    return ScriptDirectory.from_config(_config())
+
+
 def head() -> str:
     """The revision this code expects."""
-    found = ScriptDirectory.from_config(_config()).get_current_head()
+    found = _scripts().get_current_head()
     assert found is not None
     return found
 
@@ -74,7 +82,7 @@ def state(conn: Connection) -> State:
         return "legacy" if tables & set(metadata.tables) else "empty"
     if revision == head():
         return "current"
-    known = {s.revision for s in ScriptDirectory.from_config(_config()).walk_revisions()}
+    known = {s.revision for s in _scripts().walk_revisions()}
     return "behind" if revision in known else "unknown"
 
 
