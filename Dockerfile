@@ -4,7 +4,8 @@ FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    SHITI_MODELS_DIR=/app/models
 
 WORKDIR /app
 
@@ -17,8 +18,8 @@ COPY producer/ producer/
 COPY worker/ worker/
 RUN pip install . && ! python -c "import torch" 2>/dev/null
 
-# The default model is baked into the image so a worker container is self-contained; mount another
-# artifact over /app/models (see docker-compose.yml) to use a different one.
+# The default model is baked into the image so a worker container is self-contained
+# (SHITI_MODELS_DIR=/app/models); docker-compose.yml mounts a host folder of models at /models instead.
 COPY models/ /app/models/
 
 RUN useradd --create-home --uid 10001 shiti

@@ -42,12 +42,14 @@ from storage.domain import (
 from storage.errors import EXIT_CONFIG, JobWaitTimeout
 from storage.settings import Settings
 from storage.views import (
+    DiffView,
     DocumentView,
     EntityPage,
     ExtractResult,
     JobPage,
     JobProgress,
     JobSummary,
+    ModelView,
     RetryResult,
     SubmitView,
     TopEntities,
@@ -108,6 +110,7 @@ class ExtractRequest(BaseModel):
     text: str = Field(..., description="the text; offsets in the answer index its code points",
                       examples=["张伟在北京大学读书，毕业后加入了阿里巴巴。"])
     timeout: float | None = Field(None, gt=0, le=600, description="seconds to wait for a worker")
+    model: str | None = Field(None, description="model name (`GET /models`); default the server's SHITI_MODEL")
 
 
 def _cursor(value: str | None) -> str | None:
@@ -212,15 +215,22 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                          202: {"model": SubmitView, "description": "a new job"}})
     async def submit_job(request: Request, client_token: str | None = Query(None),
                          name: str | None = Query(None), format: str | None = Query(None),
+                         model: str | None = Query(None, description="model name (`GET /models`); "
+                                                   "default the server's SHITI_MODEL"),
+                         priority: int | None = Query(None, ge=1, le=100, description="fair-share weight (default 1)"),
+                         notify: str | None = Query(None, description="completion webhook URL (docs/webhooks.md)"),
                          caller: Caller = SUBMIT) -> JSONResponse:
         """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
 
         The client token (query, form field, JSON key or `Idempotency-Key` header) makes the call
         idempotent: the same token returns the same job (200) instead of creating one (202).
+        `model`, `priority` and `notify` may also be form fields or JSON keys. An unknown model
+        (400, the known ones listed) or a refused webhook URL stores nothing.
         """
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
-                                   "name": name, "format": format}
+                                   "name": name, "format": format, "model": model, "priority": priority,
+                                   "notify": notify}
         if ctype == "multipart/form-data":
             # The size of an upload is known only once read: refuse at once when already at the limit.
             await run_in_threadpool(auth.check_quota, caller, 0)
@@ -229,9 +239,10 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
             docs, body_options = load_json_documents(await request.body())
             _merge(options, body_options)
             await run_in_threadpool(auth.check_quota, caller, len(docs))
+            job = await run_in_threadpool(_job_options, options)
             result = await run_in_threadpool(
                 service.submit_corpus, settings, docs, client_token=options["client_token"],
-                name=options["name"] or "api upload", owner=caller.owner, **_fields(options))
+                name=options["name"] or "api upload", owner=caller.owner, options=job, **_fields(options))
         else:
             raise ApiError("unsupported_media_type",
                            "send multipart/form-data with a 'file' field, or application/json")
@@ -253,6 +264,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         finally:
             await form.close()
         try:
+            job = await run_in_threadpool(_job_options, options)
             name = options["name"] or upload.filename or "upload"
             source: Any = path
             if fmt == "json" or (fmt is None and path.suffix == ".json" and looks_like_json_array(path)):
@@ -260,9 +272,46 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                 fmt = None
             return await run_in_threadpool(service.submit_corpus, settings, source, fmt=fmt,
                                            client_token=options["client_token"], name=name,
-                                           owner=caller.owner, **_fields(options))
+                                           owner=caller.owner, options=job, **_fields(options))
         finally:
             path.unlink(missing_ok=True)
+
+    def _job_options(options: dict[str, Any]) -> service.JobOptions:
+        priority = options.get("priority")
+        try:
+            priority = 1 if priority in (None, "") else int(priority)
+        except (TypeError, ValueError):
+            raise ApiError("invalid_input", f"priority must be an integer from 1 to 100, not {priority!r}") from None
+        return service.job_options(settings, model=options.get("model") or None, priority=priority,
+                                   notify_url=options.get("notify") or None)
+
+    @app.post("/jobs/{job_id}/rerun", status_code=202, tags=["jobs"])
+    def rerun_job(job_id: str, model: str | None = Query(None, description="model name; default SHITI_MODEL"),
+                  priority: int = Query(1, ge=1, le=100), notify: str | None = Query(None),
+                  name: str | None = Query(None), caller: Caller = SUBMIT) -> JSONResponse:
+        """A new job over this job's stored documents (nothing re-uploaded), tagged by `model`;
+        compare the two with `GET /jobs/{job_id}/diff/{other_id}`."""
+        own(job_id, caller)
+        job = _job_options({"model": model, "priority": priority, "notify": notify})
+        result = service.rerun_job(settings, job_id, options=job, owner=caller.owner, name=name)
+        body: SubmitView = {"job_id": result.job_id, "created": True, "documents": result.documents,
+                            "rejected": result.rejected}
+        return JSONResponse(body, status_code=202, headers={"Location": f"/jobs/{result.job_id}"})
+
+    @app.get("/jobs/{job_id}/diff/{other_id}", tags=["entities"])
+    def diff_jobs(job_id: str, other_id: str, limit: int = Query(100, ge=0, le=10000),
+                  caller: Caller = READ) -> DiffView:
+        """Entities only in `job_id` (A), only in `other_id` (B), and whose type changed, with
+        counts per type; the jobs must hold the same documents (e.g. a job and its rerun)."""
+        own(job_id, caller)
+        own(other_id, caller)
+        return service.diff_jobs(settings, job_id, other_id, limit=limit)
+
+    @app.get("/models", tags=["ops"])
+    def models(caller: Caller = READ) -> list[ModelView]:
+        """Models a job may name: this server's models directory (broken entries with the reason)
+        and those live workers serve, with their content hash and live worker count."""
+        return service.list_model_views(settings)
 
     @app.get("/jobs", tags=["jobs"])
     def list_jobs(state: str | None = Query(None, description="filter by job state"),
@@ -356,9 +405,10 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     async def extract(body: ExtractRequest, caller: Caller = SUBMIT) -> ExtractResult:
         """Tag one text: it becomes a one-document job, answered when a worker has done it."""
         await run_in_threadpool(auth.check_quota, caller, 1)
+        job = await run_in_threadpool(_job_options, {"model": body.model})
         result = await run_in_threadpool(service.submit_corpus, settings,
                                          [{"id": EXTRACT_DOC_ID, "text": body.text}],
-                                         name=_extract_name(body.text), owner=caller.owner)
+                                         name=_extract_name(body.text), owner=caller.owner, options=job)
         timeout = body.timeout or extract_timeout
         try:
             # A thread of the pool waits (at most `timeout`); polls start at 20 ms and back off.
@@ -384,7 +434,7 @@ def _extract_name(text: str) -> str:
 
 
 def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key in ("client_token", "name", "format", "id_field", "text_field"):
+    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify"):
         if extra.get(key):
             options[key] = extra[key]
 

@@ -109,7 +109,8 @@ def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[s
 
     Returns:
         ``(documents, options)``; options are the other keys of the object form
-        (``client_token``, ``name``, ``id_field``, ``text_field``), empty for a bare array.
+        (``client_token``, ``name``, ``id_field``, ``text_field``, ``model``, ``priority``,
+        ``notify``), empty for a bare array.
 
     Raises:
         ApiError: ``invalid_input`` when it is not a JSON array of objects.
@@ -128,6 +129,6 @@ def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[s
         if not isinstance(item, dict):
             raise ApiError("invalid_input", f"document {i} is not an object with 'id' and 'text'")
     for key, value in options.items():
-        if value is not None and not isinstance(value, str):
+        if value is not None and not isinstance(value, str) and not (key == "priority" and type(value) is int):
             raise ApiError("invalid_input", f"option {key!r} must be a string")
     return data, options

@@ -10,7 +10,7 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,16 @@ LAZY_COMMANDS = {
 }
 
 
+def job_options_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--priority and --notify of a new job (its model is the global --model)."""
+    fn = click.option("--notify", metavar="URL",
+                      help="POST a signed JSON summary here when the job ends [SHITI_NOTIFY_URL]; "
+                           "see docs/webhooks.md.")(fn)
+    return click.option("--priority", type=click.IntRange(1, 100), default=1, show_default=True,
+                        help="Weight in the fair share of the model's workers (2 = twice the batches "
+                             "of a priority-1 job while both run).")(fn)
+
+
 @click.group(cls=ShitiGroup, lazy_commands=LAZY_COMMANDS)
 def cli() -> None:
     """shiti: bulk Chinese named-entity extraction (PER/LOC/ORG)."""
@@ -81,19 +91,26 @@ def _with_broker(settings: Settings, *, start: bool = True) -> Settings:
 @click.option("--name", help="Job name (default: the file name).")
 @click.option("--wait", is_flag=True, help="Show progress until the job is finished.")
 @click.option("--json", "as_json", is_flag=True, help='Print only {"job_id": ...}.')
+@job_options_flags
 @with_settings
 def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_token: str | None,
-           name: str | None, wait: bool, as_json: bool, settings: Settings) -> None:
-    """Store a corpus as a job and enqueue it."""
-    from producer.service import submit_corpus
+           name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None,
+           settings: Settings) -> None:
+    """Store a corpus as a job and enqueue it (tagged by --model, default SHITI_MODEL)."""
+    from producer.service import job_options, submit_corpus
 
     if not path.exists():
         raise ShitiError(f"no such file or directory: {path}")
     # With no SHITI_REDIS_URL the embedded redis-server is started (detached) and left running
     # for workers; `shiti redis --stop` stops it.
     settings = _with_broker(settings)
+    options = job_options(settings, priority=priority, notify_url=notify)
     result = submit_corpus(settings, path, fmt=fmt, client_token=client_token, id_field=id_field,
-                           text_field=text_field, name=name)
+                           text_field=text_field, name=name, options=options)
+    _report_submit(settings, result, wait=wait, as_json=as_json)
+
+
+def _report_submit(settings: Settings, result: Any, *, wait: bool, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"job_id": result.job_id}))
     else:
@@ -103,6 +120,49 @@ def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_t
         final = wait_for(settings, result.job_id, quiet=as_json)
         if not as_json:
             click.echo(f"job {result.job_id} {final['state']}: {final['done']} done, {final['failed']} failed")
+
+
+@cli.command()
+@click.argument("job_id")
+@click.option("--name", help="Job name (default: rerun of the first job's name).")
+@click.option("--wait", is_flag=True, help="Show progress until the job is finished.")
+@click.option("--json", "as_json", is_flag=True, help='Print only {"job_id": ...}.')
+@job_options_flags
+@with_settings
+def rerun(job_id: str, name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None,
+          settings: Settings) -> None:
+    """A new job over JOB_ID's stored documents, tagged by --model (nothing re-uploaded)."""
+    from producer.service import job_options, rerun_job
+
+    settings = _with_broker(settings)
+    options = job_options(settings, priority=priority, notify_url=notify)
+    _report_submit(settings, rerun_job(settings, job_id, options=options, name=name), wait=wait, as_json=as_json)
+
+
+@cli.command()
+@click.argument("job_a")
+@click.argument("job_b")
+@click.option("--limit", default=20, show_default=True, help="Entities listed per kind (all are counted).")
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def diff(job_a: str, job_b: str, limit: int, as_json: bool, settings: Settings) -> None:
+    """Entities only in JOB_A, only in JOB_B, and whose type changed (same documents, by doc id)."""
+    from producer.service import diff_jobs
+
+    d = diff_jobs(settings, job_a, job_b, limit=limit)
+    if as_json:
+        click.echo(json.dumps(d, ensure_ascii=False))
+        return
+    click.echo(f"A {d['job_a']} ({d['model_a']})  B {d['job_b']} ({d['model_b']})  {d['documents']} documents")
+    click.echo(f"{'type':<6}{'only A':>8}{'only B':>8}{'changed':>9}")
+    for label, c in [*d["by_label"].items(), ("all", d["counts"])]:
+        click.echo(f"{label:<6}{c['only_a']:>8}{c['only_b']:>8}{c['changed']:>9}")
+    for key, title in (("only_a", "only in A"), ("only_b", "only in B"), ("changed", "changed type")):
+        for e in d[key]:  # type: ignore[literal-required]
+            change = f" -> {e['label_b']}" if "label_b" in e else ""
+            click.echo(f"{title:<13} {e['doc_id']} [{e['start']}:{e['end']}] {e['text']} {e['label']}{change}")
+    if d["truncated"]:
+        click.echo(f"(lists cut at {limit} each; --limit N or --json for more)")
 
 
 @cli.command()

@@ -20,7 +20,8 @@ def wait_for(settings: Settings, job_id: str, *, quiet: bool = False, timeout: f
 
         def show(status: JobProgress) -> None:
             bar.n = status["done"] + status["failed"] + status["cancelled"]
-            bar.set_postfix_str(f"{status['state']} {status['chars_per_second']:.0f} chars/s")
+            waiting = f" waiting for {status['waiting_for']}" if status.get("waiting_for") else ""
+            bar.set_postfix_str(f"{status['state']} {status['chars_per_second']:.0f} chars/s{waiting}")
             bar.refresh()
 
         return wait_job(settings, job_id, timeout=timeout, on_status=show)
@@ -38,7 +39,15 @@ def print_status(status: JobProgress) -> None:
         f"speed      {s['docs_per_second']:.1f} docs/s  {s['chars_per_second']:,.0f} chars/s  ETA {eta}",
         f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"
         f"  finished {s['finished_at'] or '-'}",
+        f"model      {s['model'] or '-'}  sha256 {(s['model_hash'] or '-')[:16]}  priority {s['priority']}"
+        + (f"  rerun of {s['rerun_of']}" if s["rerun_of"] else ""),
     ]
+    if s["workers"] is not None and s["state"] in ("submitted", "running", "cancelling"):
+        lines.append(f"workers    {s['workers']} live" + (f"; waiting for {s['waiting_for']}" if s["waiting_for"] else ""))
+    if s["notify"]:
+        n = s["notify"]
+        lines.append(f"webhook    {n['url']}  {n['state']}, {n['attempts']} attempts"
+                     + (f", last error: {n['last_error']}" if n["last_error"] else ""))
     for f in s["failures"][:5]:
         lines.append(f"failure    {f['doc_id']}: {f['reason']}: {f['error']}")
     click.echo("\n".join(lines))

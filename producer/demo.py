@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from storage.errors import PermanentError
 from storage.launch import WorkerProcess, start_worker
+from storage.models import resolve
 from storage.settings import Settings
 from storage.views import SpanView
 
@@ -36,8 +36,7 @@ def run_demo(settings: Settings, *, limit: int | None = None) -> None:
     from storage.db import upgrade_schema
     from storage.redis_server import RedisServer, start_redis, stop_redis
 
-    if not settings.model.startswith("py:") and not Path(settings.model).exists():
-        raise PermanentError(f"model not found at {settings.model} (pass --model DIR or set SHITI_MODEL)")
+    resolve(settings)  # an unknown or broken model stops here, with the known ones listed
     docs = [json.loads(line) for line in SAMPLE.read_text(encoding="utf-8").splitlines()]
     if limit:
         docs = docs[:limit]

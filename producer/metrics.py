@@ -15,7 +15,9 @@ from sqlalchemy import func, select
 
 from storage.db import get_database
 from storage.domain import DocumentStatus, JobStatus
-from storage.queue import queue_keys
+from storage.models import default_name
+from storage.presence import live_workers
+from storage.queue import queue_for, waiting_by_queue
 from storage.redis_server import broker_url
 from storage.schema import document, job
 from storage.settings import Settings
@@ -42,19 +44,20 @@ def _family(name: str, help_text: str, kind: str, samples: Iterable[tuple[dict[s
     return lines
 
 
-def _queue(settings: Settings) -> tuple[float, float, float]:
-    """``(up, waiting batches, unacked batches)``; ``(0, nan, nan)`` when Redis is unreachable."""
+def _queue(settings: Settings) -> tuple[float, dict[str, int], float, dict[str, int]]:
+    """``(up, waiting batches by queue, unacked batches, live workers by model)``; ``(0, {}, nan, {})``
+    when Redis is unreachable."""
     try:
         client = redis.Redis.from_url(broker_url(settings), socket_timeout=2, socket_connect_timeout=2)
         with client:
-            pipe = client.pipeline()
-            for key in queue_keys(settings.queue):
-                pipe.llen(key)
-            pipe.hlen("unacked")  # kombu's in-flight ledger for acks_late messages
-            *waiting, unacked = pipe.execute()
-        return 1.0, float(sum(waiting)), float(unacked)
+            waiting = waiting_by_queue(client, settings)
+            unacked = client.hlen("unacked")  # kombu's in-flight ledger for acks_late messages
+            workers: dict[str, int] = {}
+            for p in live_workers(client, settings):
+                workers[p["model"]] = workers.get(p["model"], 0) + 1
+        return 1.0, waiting, float(unacked), workers
     except Exception:  # metrics must answer even when the broker is down: report it as down
-        return 0.0, float("nan"), float("nan")
+        return 0.0, {}, float("nan"), {}
 
 
 def render(settings: Settings, *, now: float | None = None) -> str:
@@ -72,7 +75,10 @@ def render(settings: Settings, *, now: float | None = None) -> str:
             select(func.count(), func.coalesce(func.sum(document.c.n_chars), 0))
             .where(document.c.status.in_([DocumentStatus.DONE, DocumentStatus.FAILED]),
                    document.c.updated_at >= since)).one()
-    up, waiting, unacked = _queue(settings)
+    up, waiting, unacked, workers = _queue(settings)
+    depth: dict[str, float] = {q: float(n) for q, n in waiting.items()}
+    if not up:  # say the default model's queue depth is unknown rather than leave the family empty
+        depth = {queue_for(settings, default_name(settings)): float("nan")}
     lines: list[str] = []
     lines += _family("shiti_jobs", "Jobs by state.", "gauge", (({"state": s}, n) for s, n in jobs.items()))
     lines += _family("shiti_documents", "Documents by status.", "gauge",
@@ -84,8 +90,10 @@ def render(settings: Settings, *, now: float | None = None) -> str:
                      f"Characters of finished documents per second over the last {RATE_WINDOW:g} s.",
                      "gauge", [({}, int(recent_chars) / RATE_WINDOW)])
     lines += _family("shiti_broker_up", "1 when the Redis broker answered this scrape.", "gauge", [({}, up)])
-    lines += _family("shiti_queue_depth", "Batches waiting in the broker queue.", "gauge",
-                     [({"queue": settings.queue}, waiting)])
+    lines += _family("shiti_queue_depth", "Batches waiting in each model's broker queue.", "gauge",
+                     [({"queue": q}, n) for q, n in depth.items()])
+    lines += _family("shiti_workers", "Live workers by the model they serve.", "gauge",
+                     [({"model": m}, n) for m, n in sorted(workers.items())])
     lines += _family("shiti_queue_unacked", "Batches delivered to workers and not yet acknowledged.",
                      "gauge", [({}, unacked)])
     return "\n".join(lines) + "\n"

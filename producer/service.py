@@ -16,22 +16,28 @@ from typing import Any
 
 from producer.corpus import read_corpus
 from producer.validation import check_text
-from storage import queries, repo
+from storage import diff, queries, repo
 from storage.db import get_database
 from storage.dispatch import dispatch
-from storage.domain import JOB_TERMINAL, DocumentStatus, JobStatus
-from storage.errors import JobWaitTimeout, NotFound, ShitiError
+from storage.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus
+from storage.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
+from storage.models import UnknownModel, default_name, known_names, model_views, resolve
+from storage.presence import live_or_none
 from storage.settings import Settings
 from storage.views import (
+    DiffView,
     DocumentView,
     EntityPage,
     ExportRecord,
     JobPage,
     JobProgress,
     JobSummary,
+    ModelView,
+    NotifyView,
     RetryResult,
     TopEntity,
 )
+from storage.webhooks import check_url, delivery_status
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +53,63 @@ class SubmitResult:
     dispatched: bool = True
 
 
+@dataclass(frozen=True)
+class JobOptions:
+    """How a job runs, checked before anything is stored: its model (name and content hash), its
+    weight in the model's fair share, and its completion webhook."""
+
+    model: str
+    model_hash: str
+    priority: int = 1
+    notify_url: str | None = None
+
+
+MAX_PRIORITY = 100
+
+
+def job_options(settings: Settings, *, model: str | None = None, priority: int = 1,
+                notify_url: str | None = None) -> JobOptions:
+    """Check a job's options: the model is known here (models directory, the default) or served by
+    a live worker; ``priority`` is 1..100; the webhook URL (default ``settings.notify_url``) is
+    http(s) and not a refused address.
+
+    Raises:
+        UnknownModel: no such model (the known ones listed); PermanentError: a broken model, a bad
+            priority; WebhookRefused: a refused webhook URL.
+    """
+    if not isinstance(priority, int) or not 1 <= priority <= MAX_PRIORITY:
+        raise PermanentError(f"priority must be an integer from 1 to {MAX_PRIORITY}, not {priority!r}")
+    name, digest = choose_model(settings, model)
+    url = notify_url if notify_url is not None else settings.notify_url
+    if url:
+        check_url(url, allow_private=settings.webhook_allow_private)
+    return JobOptions(name, digest, priority, url or None)
+
+
+def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]:
+    """``(name, content hash)`` of the model a job asks for (default ``settings.model``): from this
+    host's models, else from a live worker serving that name (an API host without model files).
+
+    Raises:
+        UnknownModel: neither knows it; the message lists every known name.
+    """
+    try:
+        info = resolve(settings, name)
+        return info.name, info.content_hash
+    except UnknownModel:
+        wanted = name or default_name(settings)
+        live = live_or_none(settings) or []
+        for p in live:
+            if p["model"] == wanted:
+                return wanted, p["content_hash"]
+        names = sorted(set(known_names(settings)) | {p["model"] for p in live})
+        raise UnknownModel(f"unknown model {wanted!r}; known: {', '.join(names)}") from None
+
+
 def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str, Any]], *,
                   fmt: str | None = None, client_token: str | None = None, id_field: str = "id",
-                  text_field: str = "text", name: str | None = None, owner: str | None = None) -> SubmitResult:
+                  text_field: str = "text", name: str | None = None, owner: str | None = None,
+                  options: JobOptions | None = None) -> SubmitResult:
     """Validate and store a corpus as a new job, then enqueue its first batches.
 
     Streaming: documents are inserted ``settings.ingest_chunk`` at a time. With a
@@ -58,16 +118,21 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
 
     Args:
         owner: the API key name submitting (its client tokens are its own); None from the CLI.
+        options: model, priority, webhook (:func:`job_options`; default the default model).
 
     Raises:
-        PermanentError: unreadable source (missing path, unknown format, CSV without the column).
+        PermanentError: unreadable source (missing path, unknown format, CSV without the column),
+            or bad options (:func:`job_options`); nothing is stored then.
     """
+    options = options or job_options(settings)
     db = get_database(settings)
     records = read_corpus(source, fmt=fmt, id_field=id_field, text_field=text_field,
                           max_chars=settings.max_chars)
     if name is None and isinstance(source, (str, Path)):
         name = Path(source).name
-    job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner)
+    job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner,
+                                      model=options.model, model_hash=options.model_hash,
+                                      priority=options.priority, notify_url=options.notify_url)
     chunk: list[dict[str, Any]] = []
     for rec in records:
         checked = rec.failure if rec.failure is not None else check_text(rec.text or "", max_chars=settings.max_chars)
@@ -78,6 +143,11 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
             repo.insert_documents(db, job_id, chunk)
             chunk = []
     repo.insert_documents(db, job_id, chunk)
+    return _seal_and_dispatch(settings, job_id, created)
+
+
+def _seal_and_dispatch(settings: Settings, job_id: str, created: bool) -> SubmitResult:
+    db = get_database(settings)
     repo.seal_job(db, job_id)
     counts = queries.count_by_status(db, job_id)
     rejected = int(queries.count_failed_at_ingest(db, job_id))
@@ -92,6 +162,41 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
         log.warning("job %s stored but not enqueued yet: %s", job_id, exc)
         dispatched = False
     return SubmitResult(job_id, created, sum(counts.values()), rejected, dispatched)
+
+
+def rerun_job(settings: Settings, job_id: str, *, options: JobOptions | None = None, owner: str | None = None,
+              name: str | None = None) -> SubmitResult:
+    """A new job over ``job_id``'s stored documents (nothing re-uploaded), tagged by
+    ``options.model`` (default the default model); compare the two with :func:`diff_jobs`.
+
+    Raises:
+        NotFound: unknown job; PermanentError: bad options, or a job whose documents are still
+            being stored (not sealed).
+    """
+    options = options or job_options(settings)
+    db = get_database(settings)
+    source = queries.get_job(db, job_id)
+    if not source["sealed"]:
+        raise PermanentError(f"job {job_id} is still storing its documents; rerun it once submitted")
+    new_id, _ = repo.create_job(db, name=name or f"rerun of {source['name'] or job_id}", owner=owner,
+                                model=options.model, model_hash=options.model_hash, priority=options.priority,
+                                notify_url=options.notify_url, rerun_of=job_id)
+    repo.copy_documents(db, source_job=job_id, job_id=new_id)
+    return _seal_and_dispatch(settings, new_id, True)
+
+
+def diff_jobs(settings: Settings, job_a: str, job_b: str, *, limit: int = 100) -> DiffView:
+    """Entities only in A, only in B, and whose type changed, by document id, with counts per type.
+
+    Raises:
+        NotFound: an unknown job; NotComparable: the jobs hold different documents.
+    """
+    return diff.diff_jobs(get_database(settings), job_a, job_b, limit=limit)
+
+
+def list_model_views(settings: Settings) -> list[ModelView]:
+    """Models a job may name, with their live worker counts (``storage.models.model_views``)."""
+    return model_views(settings, live_or_none(settings) or [])
 
 
 def iso_time(ts: float | None) -> str | None:
@@ -127,8 +232,41 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "finished_at": iso_time(finished),
         "failures": [{"doc_id": f["doc_id"], "reason": f["reason"], "error": f["error"]}
                      for f in queries.failures(db, job_id, limit=10)],
+        "model": j["model"], "model_hash": j["model_hash"], "priority": j["priority"], "rerun_of": j["rerun_of"],
+        "workers": None, "waiting_for": None, "notify": _notify_view(db, j),
     }
+    if j["status"] in JOB_OPEN:
+        progress["workers"], progress["waiting_for"] = _serving(settings, j["model"] or default_name(settings),
+                                                                j["model_hash"])
     return progress
+
+
+def _serving(settings: Settings, model: str, model_hash: str | None) -> tuple[int | None, str | None]:
+    """Live workers serving ``model`` with ``model_hash``, and what an open job waits for if none."""
+    live = live_or_none(settings)
+    if live is None:
+        return None, None
+    named = [p for p in live if p["model"] == model]
+    matching = [p for p in named if model_hash is None or p["content_hash"] == model_hash]
+    if matching:
+        return len(matching), None
+    if named:
+        others = ", ".join(sorted({p["content_hash"][:12] for p in named}))
+        return 0, (f"a worker serving {model} with content sha256 {(model_hash or '')[:12]}; the live workers "
+                   f"of {model} hold other files (sha256 {others})")
+    return 0, f"a worker serving {model}"
+
+
+def _notify_view(db: Any, j: Mapping[str, Any]) -> NotifyView | None:
+    if not j["notify_url"]:
+        return None
+    d = delivery_status(db, j["id"])
+    if d is None:
+        return {"url": j["notify_url"], "state": "waiting for the job to finish", "attempts": 0, "last_error": None,
+                "last_attempt_at": None, "delivered_at": None, "event_id": None}
+    return {"url": d["url"], "state": d["state"], "attempts": d["attempts"], "last_error": d["last_error"],
+            "last_attempt_at": iso_time(d["last_attempt_at"]), "delivered_at": iso_time(d["delivered_at"]),
+            "event_id": d["event_id"]}
 
 
 def wait_job(settings: Settings, job_id: str, *, timeout: float | None = None, poll: float = 0.5,
@@ -166,7 +304,8 @@ def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
     items: list[JobSummary | JobProgress] = [
              {"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
               "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],
-              "submitted_at": iso_time(r["submitted_at"]), "finished_at": iso_time(r["finished_at"])}
+              "submitted_at": iso_time(r["submitted_at"]), "finished_at": iso_time(r["finished_at"]),
+              "model": r["model"], "model_hash": r["model_hash"], "priority": r["priority"]}
              for r in rows]
     return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 
@@ -223,6 +362,7 @@ def retry_failed(settings: Settings, job_id: str) -> RetryResult:
 
 
 __all__ = [
-    "DocumentStatus", "NotFound", "SubmitResult", "cancel_job", "export_entities", "find_entities",
-    "get_document", "job_status", "list_jobs", "retry_failed", "submit_corpus", "top_entities",
+    "DocumentStatus", "JobOptions", "NotFound", "SubmitResult", "cancel_job", "choose_model", "diff_jobs",
+    "export_entities", "find_entities", "get_document", "job_options", "job_status", "list_jobs",
+    "list_model_views", "rerun_job", "retry_failed", "submit_corpus", "top_entities",
 ]

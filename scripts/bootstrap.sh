@@ -2,8 +2,8 @@
 # Set up shiti in ./.venv on a fresh machine.
 #   scripts/bootstrap.sh          runtime only (enough for `shiti demo`): onnxruntime, no torch
 #   scripts/bootstrap.sh --test   plus training/conversion (torch, the `train` extra), test tools
-#                                 and the services the tests use (PostgreSQL and Chromium from
-#                                 Debian's packages, when root)
+#                                 and the services the tests use (PostgreSQL, Chromium and iproute2
+#                                 from Debian's packages, when root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want_test=0
@@ -15,6 +15,8 @@ if [ "$want_test" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; 
   command -v chromium >/dev/null 2>&1 || need+=(chromium)
   # A CJK font so dashboard screenshots show Chinese text, not boxes.
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
+  # `ip netns`: the multi-host test runs each host in its own network namespace.
+  command -v ip >/dev/null 2>&1 || need+=(iproute2)
   if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}"
     apt-get update -qq

@@ -1,4 +1,4 @@
-"""Hand documents to workers under a high-water mark, and the reconciler.
+"""Hand documents to workers (a queue per model, a few batches ahead, fair share), and the reconciler.
 
 Order of effects (reliability.md §3): mark ids ``queued`` and COMMIT, then publish. A publish
 that fails puts its ids back to ``pending``; if even that fails, the reconciler finds them
@@ -7,6 +7,7 @@ that fails puts its ids back to ``pending``; if even that fails, the reconciler 
 
 from __future__ import annotations
 
+import heapq
 import logging
 import os
 import threading
@@ -19,7 +20,8 @@ from celery import Celery
 from storage import repo
 from storage.db import Database, get_database
 from storage.errors import TransientError
-from storage.queue import BatchMessage, make_celery, publish, queue_keys
+from storage.models import default_name
+from storage.queue import BatchMessage, make_celery, publish, queue_for, queue_keys
 from storage.redis_server import broker_url
 from storage.settings import Settings
 
@@ -66,18 +68,26 @@ def broker(settings: Settings) -> tuple[Celery, redis.Redis]:
         return _APPS[key]
 
 
-def queue_depth(settings: Settings) -> int:
-    """Messages waiting in the shiti queue, both lanes (in-flight ones are not counted)."""
+def queue_depth(settings: Settings, model: str | None = None) -> int:
+    """Messages waiting in a model's queue (default: the default model's), both lanes; in-flight
+    ones are not counted."""
     client = broker(settings)[1]
-    return sum(int(client.llen(key)) for key in queue_keys(settings.queue))
+    queue = queue_for(settings, model or default_name(settings))
+    return sum(int(client.llen(key)) for key in queue_keys(queue))
 
 
 def dispatch(settings: Settings, *, job_id: str | None = None, db: Database | None = None) -> int:
-    """Top the broker queue up to ``settings.high_water`` batches from pending documents.
+    """Top each model's queue up to :func:`queue_target` batches from pending documents.
+
+    Fair share: within a model, each batch goes to the job with the least virtual time, and a
+    batch of ``c`` characters adds ``c / priority`` to its job's. Running jobs of one model so
+    progress at rates proportional to their priorities whatever their sizes and ages, and a job
+    submitted behind a huge one gets its first batch at the next top-up (a new job starts at the
+    running jobs' least virtual time: ``repo.seal_job``).
 
     Args:
         settings: shiti settings.
-        job_id: only this job; default every dispatchable job, oldest first.
+        job_id: only the model of this job (its submit); default every model with work.
         db: database (default from settings).
 
     Returns:
@@ -88,23 +98,71 @@ def dispatch(settings: Settings, *, job_id: str | None = None, db: Database | No
     """
     db = db or get_database(settings)
     app, _ = broker(settings)
-    room = settings.high_water - queue_depth(settings)
+    fallback = default_name(settings)
+    shares: dict[str, list[repo.ShareEntry]] = {}
+    only = repo.job_model(db, job_id)[0] or fallback if job_id else None
+    for entry in repo.dispatchable_jobs(db):
+        model = entry.model or fallback
+        if only is None or model == only:
+            shares.setdefault(model, []).append(entry)
     published = 0
-    for jid in [job_id] if job_id else repo.dispatchable_jobs(db):
-        if room <= 0:
-            break
-        pending = repo.next_pending(db, jid, limit=room * settings.batch_docs)
-        for batch in plan_batches(pending, max_chars=settings.batch_chars, max_docs=settings.batch_docs)[:room]:
-            ids = repo.mark_queued(db, batch)
-            if not ids:
-                continue  # another dispatcher took them
+    live = _live_by_model(settings) if shares else {}
+    for model, entries in shares.items():
+        room = queue_target(settings, live.get(model, 0)) - queue_depth(settings, model)
+        if room > 0:
+            published += _fill(settings, db, app, queue_for(settings, model), entries, room)
+    return published
+
+
+def queue_target(settings: Settings, workers: int) -> int:
+    """Batches to keep waiting in a model's queue served by ``workers`` live workers: one each
+    plus one, capped by ``settings.high_water``.
+
+    Each worker tops the queue up when it finishes a batch, before it takes the next, so one
+    waiting batch per worker keeps every worker busy; more would only make a job submitted now
+    wait behind them (fair share applies to what is not queued yet). With no live worker one
+    batch waits, and the first worker's start-up reconcile fills the queue for it.
+    """
+    return max(1, min(settings.high_water, workers + 1))
+
+
+def _live_by_model(settings: Settings) -> dict[str, int]:
+    from storage.presence import live_workers
+
+    counts: dict[str, int] = {}
+    try:
+        for p in live_workers(broker(settings)[1], settings):
+            counts[p["model"]] = counts.get(p["model"], 0) + 1
+    except redis.RedisError:
+        pass  # publishing will fail and say so
+    return counts
+
+
+def _fill(settings: Settings, db: Database, app: Celery, queue: str, entries: list[repo.ShareEntry],
+          room: int) -> int:
+    """Publish up to ``room`` batches to ``queue``, each to the job with the least virtual time."""
+    heap = [(e.vtime, e.seq, e.job_id, e.priority) for e in entries]
+    heapq.heapify(heap)
+    published = 0
+    while room > 0 and heap:
+        vtime, seq, jid, priority = heapq.heappop(heap)
+        pending = repo.next_pending(db, jid, limit=settings.batch_docs)
+        if not pending:
+            continue  # everything of this job is queued or running
+        batch = plan_batches(pending, max_chars=settings.batch_chars, max_docs=settings.batch_docs)[0]
+        chars = dict(pending)
+        charge = max(1, sum(chars[i] for i in batch)) / priority
+        ids = repo.mark_queued(db, batch, job_id=jid, charge=charge)
+        if ids:
             try:
-                publish(app, BatchMessage(jid, tuple(ids)), queue=settings.queue)
+                publish(app, BatchMessage(jid, tuple(ids)), queue=queue)
             except Exception:
                 repo.unqueue(db, ids)
                 raise
             published += 1
             room -= 1
+        # else another dispatcher took them: look again on the next turn
+        heapq.heappush(heap, (vtime + charge, seq, jid, priority))
     return published
 
 
@@ -119,15 +177,19 @@ def reconcile(settings: Settings, *, db: Database | None = None, publish_batches
         ``{"requeued": n, "recounted": n, "published": n}``.
     """
     db = db or get_database(settings)
-    stale_after = settings.stale_queued_after
-    try:
-        if queue_depth(settings) == 0:
-            # No message is waiting: a queued document this old was in a message that was lost or
-            # is held by a dead worker (kombu would restore it only after the visibility timeout).
-            stale_after = min(stale_after, settings.lost_queued_seconds)
-    except (redis.RedisError, TransientError):
-        pass  # no broker, or it is down: the long threshold only; dispatch below says what is wrong
-    requeued = repo.requeue_stale(db, stale_queued_after=stale_after)
+    repo.adopt_legacy_jobs(db, default_name(settings))
+    requeued = 0
+    for model in sorted({e.model or default_name(settings) for e in repo.dispatchable_jobs(db)}):
+        stale_after = settings.stale_queued_after
+        try:
+            if queue_depth(settings, model) == 0:
+                # No message is waiting: a queued document this old was in a message that was lost
+                # or is held by a dead worker (kombu would restore it only after the visibility
+                # timeout).
+                stale_after = min(stale_after, settings.lost_queued_seconds)
+        except (redis.RedisError, TransientError):
+            pass  # no broker, or it is down: the long threshold only; dispatch below says what is wrong
+        requeued += repo.requeue_stale(db, stale_queued_after=stale_after, model=model)
     jobs = repo.open_jobs(db)
     for jid in jobs:
         repo.recount(db, jid)

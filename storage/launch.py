@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from storage.errors import ShitiError
+from storage.models import default_name
+from storage.queue import queue_for
 from storage.settings import REPO_ROOT, Settings
 
 READY = b" ready."  # Celery's log line once the worker consumes
@@ -21,9 +23,11 @@ READY = b" ready."  # Celery's log line once the worker consumes
 
 def worker_command(settings: Settings, *, hostname: str | None = None, loglevel: str = "INFO",
                    extra: Sequence[str] = ()) -> tuple[list[str], dict[str, str]]:
-    """argv and environment of a worker process for ``settings`` (prefork, one child)."""
+    """argv and environment of a worker process for ``settings`` (prefork, one child) serving
+    ``settings.model``: it consumes only that model's queue."""
+    queue = queue_for(settings, default_name(settings))
     argv = [sys.executable, "-m", "celery", "-A", "worker.app", "worker", "-P", "prefork", "-c", "1",
-            "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", settings.queue,
+            "--without-gossip", "--without-mingle", "--without-heartbeat", "-Q", queue,
             "-l", loglevel, *(["-n", hostname] if hostname else []), *extra]
     n = str(settings.threads)
     env = {**os.environ, **settings.to_env(), "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}

@@ -119,7 +119,8 @@ def top_entities(db: Database, job_id: str, *, label: str | None = None,
         return out
 
 
-def _entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[SpanView]]:
+def entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[SpanView]]:
+    """Entities of the given documents (by row id), each list in span order."""
     found: dict[int, list[SpanView]] = {i: [] for i in doc_ids}
     stmt = (select(entity.c.document_id, entity.c.start, entity.c.end, entity.c.label,
                    entity.c.text, entity.c.score)
@@ -143,11 +144,14 @@ def get_document(db: Database, job_id: str, ext_id: str) -> DocumentView:
             raise NotFound(f"no document {ext_id!r} in job {job_id}")
         return {"doc_id": row["ext_id"], "text": row["text"], "state": row["status"],
                 "reason": row["reason"], "error": row["error"], "attempts": row["attempts"],
-                "line": row["line"], "entities": _entities_of(conn, [row["id"]])[row["id"]]}
+                "line": row["line"], "entities": entities_of(conn, [row["id"]])[row["id"]]}
 
 
 def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[ExportRecord]:
-    """Stream one record per document (corpus order): doc_id, state, length, entities[, reason]."""
+    """Stream one record per document (corpus order): doc_id, state, length, entities[, reason],
+    and the job's model and its content hash (provenance)."""
+    with db.read() as conn:
+        model, model_hash = conn.execute(select(job.c.model, job.c.model_hash).where(job.c.id == job_id)).one()
     last = 0
     while True:
         with db.read() as conn:
@@ -158,9 +162,10 @@ def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[Expor
                 .order_by(document.c.id).limit(page)))
             if not docs:
                 return
-            ents = _entities_of(conn, [d.id for d in docs])
+            ents = entities_of(conn, [d.id for d in docs])
         for d in docs:
-            rec: ExportRecord = {"doc_id": d.ext_id, "state": d.status, "length": d.n_chars, "entities": ents[d.id]}
+            rec: ExportRecord = {"doc_id": d.ext_id, "state": d.status, "length": d.n_chars, "entities": ents[d.id],
+                                 "model": model, "model_hash": model_hash}
             if d.reason:
                 rec["reason"] = d.reason
             yield rec

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -24,9 +25,24 @@ PRIORITY_NORMAL = 6
 _PRIORITY_SEP = ":"
 
 
+def queue_for(settings: Settings, model: str) -> str:
+    """The Celery queue of a model's batches: workers serving ``model`` consume only this one."""
+    return f"{settings.queue}.{_QUEUE_UNSAFE.sub('-', model)}"
+
+
+_QUEUE_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
 def queue_keys(queue: str) -> list[str]:
     """The Redis lists holding ``queue``'s waiting messages, recovery lane first."""
     return [queue, f"{queue}{_PRIORITY_SEP}{PRIORITY_NORMAL}"]
+
+
+def waiting_by_queue(client: Any, settings: Settings) -> dict[str, int]:
+    """Messages waiting in every model's queue (both lanes), by queue name, from the broker's keys."""
+    prefix = f"{settings.queue}."
+    queues = {key.decode().split(_PRIORITY_SEP, 1)[0] for key in client.scan_iter(match=prefix + "*", count=500)}
+    return {q: sum(int(client.llen(k)) for k in queue_keys(q)) for q in sorted(queues)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +56,11 @@ class BatchMessage:
         return {"job_id": self.job_id, "doc_ids": list(self.doc_ids)}
 
 
-def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
-    """The reliability.md "recommended settings", parametrised by ``settings``."""
+def celery_config(settings: Settings, broker_url: str, *, queue: str | None = None) -> dict[str, Any]:
+    """The reliability.md "recommended settings", parametrised by ``settings``; ``queue`` is the
+    default queue (a worker's: its model's queue, so its re-sends stay there)."""
     vt = settings.visibility_timeout
+    queue = queue or settings.queue
     return {
         "broker_url": broker_url,
         # The visibility timeout in all three places (shortest wins when apps share a broker).
@@ -81,19 +99,19 @@ def celery_config(settings: Settings, broker_url: str) -> dict[str, Any]:
         "task_publish_retry": True,
         "broker_connection_retry_on_startup": True,
         "worker_send_task_events": False,
-        "task_default_queue": settings.queue,
-        "task_routes": {TASK_ANNOTATE: {"queue": settings.queue}},
+        "task_default_queue": queue,
         "worker_hijack_root_logger": False,
     }
 
 
-def make_celery(settings: Settings, broker_url: str | None = None) -> Celery:
-    """A Celery app configured for shiti. ``broker_url`` defaults to ``settings.redis_url``."""
+def make_celery(settings: Settings, broker_url: str | None = None, *, queue: str | None = None) -> Celery:
+    """A Celery app configured for shiti. ``broker_url`` defaults to ``settings.redis_url``;
+    ``queue``: see :func:`celery_config`."""
     url = broker_url or settings.redis_url
     if not url:
         raise ValueError("no broker URL: start the embedded redis (storage.redis_server) first")
     app = Celery("shiti", set_as_current=False)
-    app.conf.update(celery_config(settings, url))
+    app.conf.update(celery_config(settings, url, queue=queue))
     return app
 
 

@@ -9,12 +9,14 @@ document terminal (one atomic conditional UPDATE), and re-checked by ``recount``
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, func, insert, literal, null, or_, select, update
 
 from storage.db import Database
 from storage.domain import (
@@ -31,7 +33,7 @@ from storage.domain import (
 from storage.domain import DocumentStatus as D
 from storage.domain import JobStatus as J
 from storage.errors import InvalidTransition, NotFound
-from storage.schema import document, entity, job
+from storage.schema import document, entity, job, notification
 
 _OPEN = tuple(sorted(JOB_OPEN))
 _ACCEPTS_WORK = tuple(sorted(JOB_ACCEPTS_WORK))
@@ -64,12 +66,17 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], 
 
 
 def create_job(db: Database, *, name: str | None = None, client_token: str | None = None,
-               owner: str | None = None) -> tuple[str, bool]:
+               owner: str | None = None, model: str | None = None, model_hash: str | None = None,
+               priority: int = 1, notify_url: str | None = None, rerun_of: str | None = None) -> tuple[str, bool]:
     """Create a job, or find the one already created with ``client_token``.
 
     Args:
         owner: the API key name submitting it (its client tokens are its own: the same token
             from another key is another job).
+        model, model_hash: the model that tags it and its content hash (provenance, routing).
+        priority: its weight in the fair share of its model's workers (storage/dispatch.py).
+        notify_url: its completion webhook.
+        rerun_of: the job whose stored documents it re-tags.
 
     Returns:
         ``(job_id, created)``.
@@ -86,7 +93,8 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
             insert(job).values(
                 id=job_id, name=name, client_token=client_token, owner=owner, status=J.SUBMITTED, sealed=False,
                 total=0, done=0, failed=0, cancelled=0, chars_total=0, chars_done=0,
-                submitted_at=time.time(),
+                submitted_at=time.time(), model=model, model_hash=model_hash, priority=priority,
+                vtime=0.0, notify_url=notify_url or None, rerun_of=rerun_of,
             )
         )
         return job_id, True
@@ -106,12 +114,43 @@ def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) 
         insert_ignore(conn, document, batch, ["job_id", "ext_id"])
 
 
-def seal_job(db: Database, job_id: str) -> dict[str, Any]:
-    """Mark ingest complete, recount, and finish the job at once if nothing needs a worker."""
+def copy_documents(db: Database, *, source_job: str, job_id: str) -> int:
+    """Store ``source_job``'s documents again under ``job_id`` (a rerun: no re-upload), in one
+    INSERT ... SELECT: the same ids, lines and texts; documents rejected at ingest stay rejected
+    with their reason, every other one is pending with no attempt spent."""
+    bad_input = and_(document.c.status == D.FAILED, document.c.reason.in_([r.value for r in INPUT_REASONS]))
+    now = time.time()
+    cols = ["job_id", "ext_id", "line", "text", "n_chars", "status", "reason", "error", "attempts", "updated_at"]
+    rows = select(
+        literal(job_id), document.c.ext_id, document.c.line, document.c.text, document.c.n_chars,
+        case((bad_input, D.FAILED.value), else_=D.PENDING.value),
+        case((bad_input, document.c.reason), else_=null()),
+        case((bad_input, document.c.error), else_=null()),
+        literal(0), literal(now),
+    ).where(document.c.job_id == source_job).order_by(document.c.id)
     with db.write() as conn:
+        return int(conn.execute(insert(document).from_select(cols, rows)).rowcount or 0)
+
+
+def seal_job(db: Database, job_id: str) -> dict[str, Any]:
+    """Mark ingest complete, recount, and finish the job at once if nothing needs a worker.
+
+    The job joins its model's fair share where the running jobs are now (their least ``vtime``),
+    so it neither waits behind their past nor takes every batch until it has caught up."""
+    with db.write() as conn:
+        _join_fair_share(conn, job_id)
         conn.execute(update(job).where(job.c.id == job_id).values(sealed=True))
         _refresh_planner_stats(conn)
         return _recount(conn, job_id)
+
+
+def _join_fair_share(conn: Connection, job_id: str) -> None:
+    model = conn.execute(select(job.c.model).where(job.c.id == job_id)).scalar()
+    floor = conn.execute(select(func.min(job.c.vtime)).where(
+        job.c.model == model, job.c.id != job_id, job.c.sealed.is_(True),
+        job.c.status.in_(_ACCEPTS_WORK))).scalar()
+    if floor is not None:
+        conn.execute(update(job).where(job.c.id == job_id, job.c.vtime < floor).values(vtime=floor))
 
 
 def _refresh_planner_stats(conn: Connection) -> None:
@@ -166,7 +205,7 @@ def _finalize(conn: Connection, job_id: str) -> None:
         (job.c.done == 0, J.FAILED.value),
         else_=J.PARTIALLY_FAILED.value,
     )
-    conn.execute(
+    finished = conn.execute(
         update(job)
         .where(
             job.c.id == job_id,
@@ -175,7 +214,32 @@ def _finalize(conn: Connection, job_id: str) -> None:
             job.c.done + job.c.failed + job.c.cancelled >= job.c.total,
         )
         .values(status=final, finished_at=time.time())
-    )
+    ).rowcount
+    if finished:
+        _queue_notification(conn, job_id)
+
+
+def _queue_notification(conn: Connection, job_id: str) -> None:
+    # In the transaction that made the job terminal: the event exists exactly when the state does.
+    row = conn.execute(select(job).where(job.c.id == job_id)).mappings().first()
+    if row is None or not row["notify_url"]:
+        return
+    now = time.time()
+    event_id = new_id()
+    conn.execute(insert(notification).values(
+        job_id=job_id, event_id=event_id, url=row["notify_url"], body=json.dumps(event_body(row, event_id)),
+        state="pending", attempts=0, created_at=now, next_attempt_at=now))
+
+
+def event_body(row: Any, event_id: str) -> dict[str, Any]:
+    """The completion event of a terminal job row (what its webhook receives)."""
+    return {
+        "event": "job.finished", "event_id": event_id, "job_id": row["id"], "name": row["name"],
+        "state": row["status"], "total": row["total"], "done": row["done"], "failed": row["failed"],
+        "cancelled": row["cancelled"], "chars_done": row["chars_done"],
+        "model": row["model"], "model_hash": row["model_hash"], "rerun_of": row["rerun_of"],
+        "submitted_at": row["submitted_at"], "finished_at": row["finished_at"],
+    }
 
 
 def _bump(conn: Connection, job_id: str, *, done: int = 0, failed: int = 0, cancelled: int = 0,
@@ -195,15 +259,35 @@ def _bump(conn: Connection, job_id: str, *, done: int = 0, failed: int = 0, canc
 # --------------------------------------------------------------------------------- dispatching
 
 
-def dispatchable_jobs(db: Database) -> list[str]:
-    """Sealed jobs that may still have documents to hand to workers, oldest first."""
+@dataclass(frozen=True, slots=True)
+class ShareEntry:
+    """A job in its model's fair share: ``vtime`` grows by chars / ``priority`` per batch."""
+
+    job_id: str
+    model: str | None
+    priority: int
+    vtime: float
+    seq: int
+
+
+def dispatchable_jobs(db: Database, *, model: str | None = None) -> list[ShareEntry]:
+    """Sealed jobs that may still have documents to hand to workers (only ``model``'s when
+    given), least ``vtime`` first, then oldest."""
     with db.read() as conn:
         stmt = (
-            select(job.c.id)
+            select(job.c.id, job.c.model, job.c.priority, job.c.vtime, job.c.seq)
             .where(job.c.sealed.is_(True), job.c.status.in_(_ACCEPTS_WORK))
-            .order_by(job.c.seq)
+            .order_by(job.c.vtime, job.c.seq)
         )
-        return list(conn.execute(stmt).scalars())
+        if model is not None:
+            stmt = stmt.where(job.c.model == model)
+        return [ShareEntry(i, m, max(1, int(p or 1)), float(v or 0.0), int(q)) for i, m, p, v, q in conn.execute(stmt)]
+
+
+def adopt_legacy_jobs(db: Database, model: str) -> int:
+    """Give jobs from before per-job models (``model`` NULL) the deployment's default model."""
+    with db.write() as conn:
+        return int(conn.execute(update(job).where(job.c.model.is_(None)).values(model=model)).rowcount or 0)
 
 
 def next_pending(db: Database, job_id: str, *, limit: int) -> list[tuple[int, int]]:
@@ -218,8 +302,10 @@ def next_pending(db: Database, job_id: str, *, limit: int) -> list[tuple[int, in
         return [(int(i), int(n)) for i, n in conn.execute(stmt)]
 
 
-def mark_queued(db: Database, doc_ids: Sequence[int]) -> list[int]:
-    """Move pending documents to ``queued`` and return the ids this call moved.
+def mark_queued(db: Database, doc_ids: Sequence[int], *, job_id: str | None = None,
+                charge: float = 0.0) -> list[int]:
+    """Move pending documents to ``queued`` and return the ids this call moved; when any moved,
+    add ``charge`` to ``job_id``'s ``vtime`` in the same transaction (fair share).
 
     Commit before publishing: a worker must never receive an id whose row it cannot see yet.
     """
@@ -232,7 +318,10 @@ def mark_queued(db: Database, doc_ids: Sequence[int]) -> list[int]:
             .values(status=D.QUEUED, queued_at=time.time())
             .returning(document.c.id)
         )
-        return sorted(int(i) for i in conn.execute(stmt).scalars())
+        moved = sorted(int(i) for i in conn.execute(stmt).scalars())
+        if moved and job_id is not None and charge:
+            conn.execute(update(job).where(job.c.id == job_id).values(vtime=job.c.vtime + charge))
+        return moved
 
 
 def unqueue(db: Database, doc_ids: Sequence[int]) -> int:
@@ -243,16 +332,19 @@ def unqueue(db: Database, doc_ids: Sequence[int]) -> int:
         ).values(status=D.PENDING)).rowcount or 0)
 
 
-def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None = None) -> int:
+def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None = None,
+                  model: str | None = None) -> int:
     """Return lost work to ``pending``: ``queued`` rows older than the threshold and
     ``processing`` rows whose lease expired. Attempts are kept, so poison still ends.
 
     The caller passes a short ``stale_queued_after`` only when no message can still be waiting
     for these rows (the broker queue is empty); a late duplicate message is harmless anyway,
-    since claims are fenced."""
+    since claims are fenced. ``model``: only jobs of that model (its queue's depth decided)."""
     now = time.time() if now is None else now
     with db.write() as conn:
         open_jobs = select(job.c.id).where(job.c.status.in_(_ACCEPTS_WORK))
+        if model is not None:
+            open_jobs = open_jobs.where(job.c.model == model)
         stmt = (
             update(document)
             .where(
@@ -265,6 +357,13 @@ def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None 
             .values(status=D.PENDING, updated_at=now)
         )
         return int(conn.execute(stmt).rowcount or 0)
+
+
+def job_model(db: Database, job_id: str) -> tuple[str | None, str | None]:
+    """``(model, model_hash)`` recorded on a job (``(None, None)`` for no such job)."""
+    with db.read() as conn:
+        row = conn.execute(select(job.c.model, job.c.model_hash).where(job.c.id == job_id)).first()
+        return (row[0], row[1]) if row else (None, None)
 
 
 def open_jobs(db: Database) -> list[str]:
@@ -487,4 +586,9 @@ def retry_failed(db: Database, job_id: str) -> int:
         if n:
             conn.execute(update(job).where(job.c.id == job_id)
                          .values(status=J.RUNNING, failed=job.c.failed - n, finished_at=None))
+            # The earlier completion event is out of date: its receiver gets the new one when the
+            # job finishes again, never the old state after the new.
+            conn.execute(update(notification).where(notification.c.job_id == job_id,
+                                                    notification.c.state == "pending")
+                         .values(state="given_up", last_error="superseded: the job was retried"))
         return n

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.x tables: job, document, entity, api_key. Changes go with an Alembic revision
+"""SQLAlchemy 2.x tables: job, document, entity, api_key, notification. Changes go with an Alembic revision
 (``storage/migrations/versions``).
 
 Timestamps are epoch seconds (float): portable across SQLite and PostgreSQL and trivially
@@ -49,6 +49,16 @@ job = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("owner", String(100)),  # the API key name that submitted it (None: the CLI or an open API)
+    # Provenance: the model that tags the job (None: a job from before revision 0003, served by the
+    # deployment's default model) and its content hash (storage/models.py).
+    Column("model", String(200)),
+    Column("model_hash", String(64)),
+    # Fair share (storage/dispatch.py): a batch of c characters adds c / priority to vtime; dispatch
+    # serves the job of a model with the least vtime first.
+    Column("priority", Integer, nullable=False, default=1, server_default="1"),
+    Column("vtime", Float, nullable=False, default=0.0, server_default="0"),
+    Column("notify_url", Text),  # completion webhook (storage/webhooks.py)
+    Column("rerun_of", String(32)),  # the job whose stored documents this one re-tags
     Index(None, "status", "seq"),
     Index(None, "owner", "seq"),
 )
@@ -105,4 +115,26 @@ api_key = Table(
     Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex: the key is never stored
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float),
+)
+
+
+# One completion event of a job for its webhook: written in the transaction that makes the job
+# terminal, delivered at least once by the workers' notifier (storage/webhooks.py).
+notification = Table(
+    "notification",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), nullable=False),
+    Column("event_id", String(32), nullable=False, unique=True),  # the idempotency key receivers dedupe on
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON signed and sent on every attempt
+    Column("state", String(20), nullable=False),  # pending | delivered | given_up
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_attempt_at", Float),
+    Column("last_error", Text),
+    Column("delivered_at", Float),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "job_id", "id"),
 )

@@ -10,7 +10,9 @@ from typing import Any, get_type_hints
 
 ENV_PREFIX = "SHITI_"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = str(REPO_ROOT / "models" / "shiti-zh-small")
+DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+DEFAULT_MODEL_NAME = "shiti-zh-small"  # the shipped default, by name (storage/models.py)
+DEFAULT_MODEL = str(DEFAULT_MODELS_DIR / DEFAULT_MODEL_NAME)  # its directory
 # INT8 kernel libraries of torch's x86 CPU builds ("" = the default, fbgemm); checked here so a
 # typo stops a worker at start-up (exit 78) instead of failing in every pool child.
 QUANT_ENGINES = ("", "fbgemm", "onednn", "x86")
@@ -28,12 +30,19 @@ class Settings:
     data_dir: Path = Path(".shiti")
     database_url: str = ""  # "" -> sqlite file in data_dir
     redis_url: str = ""  # "" -> embedded redis-server (storage.redis_server)
-    model: str = DEFAULT_MODEL  # model dir, or "py:module:factory" (zero-arg tagger factory)
+    # Models (storage/models.py): a job names one; a worker serves one and consumes its queue.
+    models_dir: Path = DEFAULT_MODELS_DIR
+    # The default model of jobs and workers: a name in models_dir, a model directory's path (its
+    # name is the directory's), or "py:module:factory" (a zero-arg tagger factory; tests).
+    model: str = DEFAULT_MODEL_NAME
+    presence_seconds: float = 5.0  # a worker announces the model it serves this often (TTL 3x)
     queue: str = "shiti"
     # Batching and backpressure.
-    batch_chars: int = 200_000
+    batch_chars: int = 100_000
     batch_docs: int = 1024  # per message: one claim and one write per batch, so fewer round trips per document
-    high_water: int = 8  # max batches waiting in the Redis queue
+    # Batches waiting in a model's queue: one per live worker of the model plus one, at most this
+    # (storage/dispatch.py queue_target); a job submitted now waits behind these only.
+    high_water: int = 8
     ingest_chunk: int = 1_000  # documents per INSERT transaction at submit
     # Leases, attempts, Celery timing.
     # A claim's lease, renewed every heartbeat_seconds while its batch runs (worker/heartbeat.py):
@@ -76,6 +85,14 @@ class Settings:
     admin_key: str = dataclasses.field(default="", repr=False)  # ensured as key "admin" when set
     metrics_public: bool = False  # /metrics without a key (a scraper inside a trusted network)
     max_queued_per_key: int = 0  # documents a key may have unfinished; over it submit -> 429 (0 = no limit)
+    # Completion webhooks (storage/webhooks.py), sent by the workers' notifier thread.
+    notify_url: str = ""  # default webhook of jobs submitted without one ("" = none)
+    webhook_secret: str = dataclasses.field(default="", repr=False)  # HMAC-SHA256 key; needed to send
+    webhook_allow_private: bool = False  # allow loopback, private and link-local addresses
+    webhook_timeout: float = 10.0  # seconds per attempt
+    webhook_max_delay: float = 600.0  # the backoff between attempts grows to this
+    webhook_give_up_seconds: int = 6 * 3600  # attempts stop this long after the event
+    notify_interval: float = 2.0  # the notifier looks for due deliveries this often
 
     def __post_init__(self) -> None:
         if self.lease_seconds >= self.visibility_timeout:
@@ -91,6 +108,10 @@ class Settings:
         if self.quant_engine not in QUANT_ENGINES:
             raise ValueError(f"quant_engine must be one of {', '.join(e or '(empty)' for e in QUANT_ENGINES)}, "
                              f"not {self.quant_engine!r}")
+        if min(self.presence_seconds, self.notify_interval, self.webhook_timeout, self.webhook_max_delay) <= 0:
+            raise ValueError("presence_seconds, notify_interval, webhook_timeout and webhook_max_delay must be positive")
+        if self.webhook_give_up_seconds < 3600:
+            raise ValueError("webhook_give_up_seconds must be at least 3600 (receivers get an hour to come back)")
         if self.max_attempts < 1 or self.batch_docs < 1 or self.batch_chars < 1:
             raise ValueError("max_attempts, batch_docs and batch_chars must be positive")
 
@@ -118,7 +139,7 @@ class Settings:
         """``SHITI_*`` variables that reproduce these settings in a child process."""
         env = {}
         for f in dataclasses.fields(self):
-            if not f.repr:  # secrets (the admin key) stay in the process that was given them
+            if f.name in _NOT_EXPORTED:
                 continue
             value = getattr(self, f.name)
             if isinstance(value, bool):
@@ -146,9 +167,15 @@ class Settings:
                 raise TypeError(f"unknown setting {key!r}")
             if value is not None:
                 values[key] = _coerce(hints[key], value) if isinstance(value, str) else value
-        if "data_dir" in values:
-            values["data_dir"] = Path(values["data_dir"])
+        for key in ("data_dir", "models_dir"):
+            if key in values:
+                values[key] = Path(values[key])
         return cls(**values)
+
+
+# Secrets a child process has no use for stay in the process that was given them (a worker needs
+# the webhook secret: its notifier signs).
+_NOT_EXPORTED = frozenset({"admin_key"})
 
 
 def _coerce(hint: Any, raw: str) -> Any:

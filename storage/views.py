@@ -41,6 +41,22 @@ class JobSummary(TypedDict):
     cancelled: int
     submitted_at: str | None
     finished_at: str | None
+    model: str | None  # provenance: the model that tags the job and its content hash
+    model_hash: str | None
+    priority: int
+
+
+class NotifyView(TypedDict):
+    """The job's completion webhook: its latest event's delivery (``state`` pending, delivered or
+    given_up; no event yet while the job runs)."""
+
+    url: str
+    state: str
+    attempts: int
+    last_error: str | None
+    last_attempt_at: str | None
+    delivered_at: str | None
+    event_id: str | None
 
 
 class JobProgress(JobSummary):
@@ -56,6 +72,10 @@ class JobProgress(JobSummary):
     eta_seconds: float | None
     started_at: str | None
     failures: list[FailureView]
+    rerun_of: str | None
+    workers: int | None  # live workers serving the job's model (None: the broker did not answer)
+    waiting_for: str | None  # why an open job cannot progress now ("a worker serving NAME"), else None
+    notify: NotifyView | None
 
 
 class RetryResult(JobProgress):
@@ -124,6 +144,56 @@ class ExportRecord(TypedDict):
     length: int
     entities: list[SpanView]
     reason: NotRequired[str]
+    model: str | None
+    model_hash: str | None
+
+
+class DiffItem(TypedDict):
+    """One entity span that differs between two jobs (``label_b`` only for a type change)."""
+
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    label: str
+    label_b: NotRequired[str]
+
+
+class DiffCounts(TypedDict):
+    only_a: int
+    only_b: int
+    changed: int  # spans whose type changed, counted under their type in A
+
+
+class DiffView(TypedDict):
+    """``shiti diff A B``: entities only in A, only in B, and same span with another type, matched
+    by document id (the jobs must hold the same documents); lists cut at ``limit`` each."""
+
+    job_a: str
+    job_b: str
+    model_a: str | None
+    model_b: str | None
+    documents: int
+    counts: DiffCounts
+    by_label: dict[str, DiffCounts]
+    only_a: list[DiffItem]
+    only_b: list[DiffItem]
+    changed: list[DiffItem]
+    truncated: bool
+
+
+class ModelView(TypedDict):
+    """A model a job may name (``GET /models``): from this host's models directory, or announced
+    by live workers (``workers`` > 0)."""
+
+    name: str
+    content_hash: str
+    labels: list[str]
+    size_bytes: int | None
+    card: str
+    ok: bool
+    error: str | None
+    workers: int
 
 
 class ExtractResult(TypedDict):

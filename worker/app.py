@@ -7,6 +7,7 @@ in the parent, never per task. The parent only runs the startup reconcile.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 from celery.signals import (
@@ -19,7 +20,8 @@ from celery.signals import (
 
 from storage.db import schema_problems
 from storage.errors import EXIT_CONFIG, TransientError
-from storage.queue import make_celery, startup_problems
+from storage.models import default_name, resolve
+from storage.queue import make_celery, queue_for, startup_problems
 from storage.redis_server import broker_url
 from storage.settings import Settings
 
@@ -37,6 +39,10 @@ try:
 except ValueError as _exc:  # e.g. lease >= visibility timeout
     _refuse([f"bad settings: {_exc}"])
 
+# The model this worker serves (SHITI_MODEL / `shiti worker --model NAME`) decides its queue.
+MODEL_NAME = default_name(SETTINGS)
+QUEUE = queue_for(SETTINGS, MODEL_NAME)
+
 
 def _broker() -> str:
     try:
@@ -48,7 +54,7 @@ def _broker() -> str:
         return "redis://127.0.0.1:6379/0"
 
 
-app = make_celery(SETTINGS, _broker())
+app = make_celery(SETTINGS, _broker(), queue=QUEUE)
 app.conf.include = ["worker.tasks"]
 
 
@@ -69,24 +75,26 @@ def _startup_checks(sender: object = None, **_: object) -> None:
         problems = startup_problems(SETTINGS, app.conf, client)
     finally:
         client.close()
-    problems += _model_problems(SETTINGS.model)
+    problems += _model_problems(SETTINGS)
     problems += schema_problems(SETTINGS)
     if problems:
         _refuse(problems)
 
 
-def _model_problems(model: str) -> list[str]:
+def _model_problems(settings: Settings) -> list[str]:
     """A model that cannot load must stop the worker before it takes a task (its pool child
-    would fail on every start). ONNX artifacts are checked file by file against their manifest."""
-    if model.startswith("py:"):
-        return []
-    from pathlib import Path
-
+    would fail on every start): an unknown name, a broken entry, an ONNX artifact whose files do
+    not match its manifest."""
+    from storage.errors import PermanentError
     from worker.model.errors import ModelLoadError
     from worker.model.serving.onnx_model import is_onnx_artifact, verify_files
 
-    if not Path(model).is_dir():
-        return [f"model {model} is not a directory"]
+    try:
+        model = resolve(settings).path
+    except PermanentError as exc:
+        return [str(exc)]
+    if settings.model.startswith("py:"):
+        return []
     if not is_onnx_artifact(model):
         return []  # a torch artifact or RaNER directory: checked when the child loads it
     try:
@@ -96,18 +104,24 @@ def _model_problems(model: str) -> list[str]:
     return []
 
 
-_RECONCILER: list[object] = []
+_THREADS: list[object] = []
 
 
 @worker_ready.connect
-def _start_reconciler(**_: object) -> None:
+def _start_threads(sender: object = None, **_: object) -> None:
     # Reconcile now (documents left pending by a submit that could not reach Redis, or stuck
-    # by a crash, are sent again when any worker comes up), then every reconcile_interval.
+    # by a crash, are sent again when any worker comes up), then every reconcile_interval;
+    # announce the model served; send due completion webhooks.
+    from worker.notifier import Notifier
+    from worker.presence import Announcer
     from worker.reconciler import Reconciler
 
-    thread = Reconciler(SETTINGS, app.conf.broker_url)
-    thread.start()
-    _RECONCILER.append(thread)
+    node = str(getattr(sender, "hostname", "") or f"pid{os.getpid()}")
+    for thread in (Reconciler(SETTINGS, app.conf.broker_url),
+                   Announcer(SETTINGS, app.conf.broker_url, node=node, model=resolve(SETTINGS)),
+                   Notifier(SETTINGS, app.conf.broker_url)):
+        thread.start()
+        _THREADS.append(thread)
 
 
 @worker_shutting_down.connect
@@ -122,6 +136,6 @@ def _stop_batches(**_: object) -> None:
 
 
 @worker_shutdown.connect
-def _stop_reconciler(**_: object) -> None:
-    for thread in _RECONCILER:
+def _stop_threads(**_: object) -> None:
+    for thread in _THREADS:
         thread.stop()  # type: ignore[attr-defined]

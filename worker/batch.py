@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 
 def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: TaggerLike | None = None,
-              db: Database | None = None, topup: bool = True, owner: str | None = None) -> dict[str, int]:
+              db: Database | None = None, topup: bool = True, owner: str | None = None,
+              model_hash: str | None = None) -> dict[str, int]:
     """Process one batch; safe to run any number of times, concurrently too.
 
     Documents never attempted are claimed together (and tagged one at a time). Documents
@@ -36,12 +37,22 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
 
     Args:
         owner: the Celery message id (lets a redelivery of the same message take its leases back).
+        model_hash: the content hash of the model this worker serves; a batch of a job recorded
+            with another is not touched (a misrouted message, or two hosts holding different
+            files under one model name): its documents stay queued for a worker of the right
+            model, and the job's status names the mismatch.
 
     Returns:
-        ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop.
+        ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop
+        and ``"wrong_model": n`` for a batch of another model.
     """
     db = db or get_database(settings)
     stats = {"claimed": 0, "done": 0, "failed": 0, "fenced": 0}
+    wanted = repo.job_model(db, job_id)
+    if model_hash is not None and wanted[1] is not None and wanted[1] != model_hash:
+        log.error("batch of job %s is for model %s (sha256 %s) but this worker serves sha256 %s: left for "
+                  "a worker of that model", job_id, wanted[0], wanted[1][:12], model_hash[:12])
+        return {**stats, "wrong_model": len(doc_ids)}
     suspects = repo.tried_before(db, doc_ids)
     fresh = [i for i in doc_ids if i not in suspects]
     groups = ([fresh] if fresh else []) + [[i] for i in doc_ids if i in suspects]

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from celery.exceptions import SoftTimeLimitExceeded
 
 from storage.domain import ClaimedDocument, Entity, Outcome, Reason
+from storage.models import PY_PREFIX, resolve
 from storage.settings import Settings
 from worker.model.errors import DeadlineExceeded  # torch-free module
 
@@ -28,14 +29,15 @@ class TaggerLike(Protocol):
 
 
 def load_configured_tagger(settings: Settings) -> TaggerLike:
-    """The tagger named by ``settings.model``: a model directory, or ``py:module:factory``
-    (a zero-argument factory, used by tests to run workers on a fake tagger)."""
-    if settings.model.startswith("py:"):
-        module, _, factory = settings.model[3:].partition(":")
+    """The tagger named by ``settings.model``: a model of the models directory or a model
+    directory's path (``storage.models.resolve``), or ``py:module:factory`` (a zero-argument
+    factory, used by tests to run workers on a fake tagger)."""
+    if settings.model.startswith(PY_PREFIX):
+        module, _, factory = settings.model[len(PY_PREFIX):].partition(":")
         return getattr(importlib.import_module(module), factory or "make_tagger")()
     from worker.model.serving.loading import load_tagger
 
-    return load_tagger(settings.model, max_length=settings.max_length or None, overlap=settings.overlap,
+    return load_tagger(resolve(settings).path, max_length=settings.max_length or None, overlap=settings.overlap,
                        int8=settings.int8, engine=settings.quant_engine, threads=settings.threads)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+from storage.models import resolve
 from storage.settings import Settings
 from worker.pipeline import WARMUP_TEXT, TaggerLike, load_configured_tagger
 
@@ -19,6 +20,16 @@ def init_child(settings: Settings) -> None:
     _TAGGER = load_configured_tagger(settings)
     _TAGGER.annotate([WARMUP_TEXT])
     log.info("model %s ready in %.1f s", settings.model, time.monotonic() - t0)
+
+
+def served_hash(settings: Settings) -> str:
+    """The content hash of the model this worker serves (cached per process)."""
+    if not _SERVED:
+        _SERVED.append(resolve(settings).content_hash)
+    return _SERVED[0]
+
+
+_SERVED: list[str] = []
 
 
 def get_tagger(settings: Settings) -> TaggerLike:

@@ -13,6 +13,7 @@ from storage.queue import PRIORITY_RECOVERY, TASK_ANNOTATE
 from worker.app import SETTINGS, app
 from worker.batch import run_batch
 from worker.retry import retry_delay
+from worker.runtime import served_hash
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,8 @@ def annotate_batch(self: Any, job_id: str, doc_ids: list[int], failing_since: fl
     """Celery entry point; arguments are the ``storage.queue.BatchMessage`` fields (plus, on a
     retry, when the outage began)."""
     try:
-        return run_batch(SETTINGS, job_id=job_id, doc_ids=[int(i) for i in doc_ids], owner=self.request.id)
+        return run_batch(SETTINGS, job_id=job_id, doc_ids=[int(i) for i in doc_ids], owner=self.request.id,
+                         model_hash=served_hash(SETTINGS))
     except TransientError as exc:
         since = failing_since or time.time()
         if time.time() - since > SETTINGS.db_outage_seconds:

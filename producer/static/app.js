@@ -293,12 +293,22 @@ function uploadCard() {
       </label>
       <label class="field">Client token <input type="text" name="client_token" placeholder="idempotency key"></label>
     </div>
+    <div class="form-row">
+      <label class="field">Model <select name="model" data-testid="upload-model"><option value="">default</option></select></label>
+      <label class="field">Priority <input type="number" name="priority" min="1" max="100" value="1"></label>
+      <label class="field">Webhook <input type="url" name="notify" placeholder="https://… (optional)"></label>
+    </div>
     <div class="actions" style="margin-top:16px"><button class="btn btn-primary" type="submit" data-testid="upload-submit">Submit job</button></div>
   </form>`;
 }
 
+function modelOptions(models) {
+  return models.filter((m) => m.ok).map((m) => `<option value="${esc(m.name)}">${esc(m.name)} · ${m.workers} worker${m.workers === 1 ? "" : "s"}</option>`).join("");
+}
+
 function bindUpload() {
   const form = document.getElementById("upload-form");
+  api("/models").then((ms) => { form.elements.model.insertAdjacentHTML("beforeend", modelOptions(ms)); }).catch(() => {});
   const input = document.getElementById("upload-file");
   const zone = document.getElementById("dropzone");
   const showName = () => { document.getElementById("file-name").textContent = input.files[0] ? `${input.files[0].name} · ${compact(input.files[0].size)} B` : ""; };
@@ -311,7 +321,7 @@ function bindUpload() {
     if (!input.files[0]) { toast("Choose a corpus file first", true); return; }
     const fd = new FormData();
     fd.append("file", input.files[0]);
-    for (const k of ["name", "format", "client_token"]) if (form.elements[k].value) fd.append(k, form.elements[k].value);
+    for (const k of ["name", "format", "client_token", "model", "priority", "notify"]) if (form.elements[k].value) fd.append(k, form.elements[k].value);
     const btn = form.querySelector("button[type=submit]");
     btn.disabled = true;
     try {
@@ -393,6 +403,13 @@ async function viewJob(id) {
         <button class="btn" id="btn-export" data-testid="export">Export JSONL</button>
       </div>
     </div>
+    <div class="callout warn" id="job-waiting" data-testid="job-waiting" hidden></div>
+    <form class="card form-row" id="rerun-form" data-testid="rerun-form" style="margin-bottom:20px">
+      <label class="field">Re-run these documents with <select name="model"><option value="">default model</option></select></label>
+      <button class="btn" type="submit" data-testid="rerun">Re-run</button>
+      <label class="field">Compare with job <input type="text" name="other" placeholder="job id" data-testid="diff-other"></label>
+      <button class="btn" type="button" id="btn-diff" data-testid="diff">Diff</button>
+    </form>
     <div class="card" style="margin-bottom:20px"><div id="job-progress"></div></div>
     <div class="stats" id="job-stats" style="margin-bottom:20px"></div>
     <div class="grid grid-3-1" style="margin-bottom:20px">
@@ -428,6 +445,23 @@ async function viewJob(id) {
   });
   document.getElementById("btn-retry").addEventListener("click", async () => {
     try { const r = await api(`/jobs/${id}/retry`, { method: "POST" }); toast(`Re-queued ${num(r.retried ?? r.requeued ?? r.count ?? 0)} failed documents`); refresh(); } catch (e) { toast(e.message, true); }
+  });
+
+  const rerunForm = document.getElementById("rerun-form");
+  api("/models").then((ms) => rerunForm.elements.model.insertAdjacentHTML("beforeend", modelOptions(ms))).catch(() => {});
+  rerunForm.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const q = new URLSearchParams();
+    if (rerunForm.elements.model.value) q.set("model", rerunForm.elements.model.value);
+    try {
+      const r = await api(`/jobs/${id}/rerun?${q}`, { method: "POST" });
+      toast(`Job ${r.job_id} re-runs ${num(r.documents)} documents`);
+      location.hash = `#/jobs/${r.job_id}`;
+    } catch (e) { toast(e.message, true); }
+  });
+  document.getElementById("btn-diff").addEventListener("click", () => {
+    const other = rerunForm.elements.other.value.trim() || job.rerun_of;
+    if (other) location.hash = `#/jobs/${id}/diff/${encodeURIComponent(other)}`; else toast("Give the id of a job over the same documents", true);
   });
 
   const entForm = document.getElementById("ent-filter");
@@ -501,7 +535,14 @@ async function viewJob(id) {
       ["Finished", fin ? stamp(j.finished_at) : live ? `ETA ${duration(j.eta_seconds)}` : "—"],
       ["Run time", st ? duration(((fin || new Date()) - st) / 1000) : "—"],
       ["Average document", j.total ? `${num(Math.round(j.chars_total / j.total))} characters` : "—"],
+      ["Model", j.model ? `${esc(j.model)} <span class="mono muted" title="content sha256">${esc((j.model_hash || "").slice(0, 12))}</span>` : "—"],
+      ["Priority", num(j.priority || 1)],
     ];
+    if (j.rerun_of) kv.push(["Re-run of", `<a href="#/jobs/${esc(j.rerun_of)}">#${esc(j.rerun_of)}</a> · <a href="#/jobs/${esc(j.rerun_of)}/diff/${esc(j.job_id)}" data-testid="diff-link">diff</a>`]);
+    if (j.notify) kv.push(["Webhook", `${esc(j.notify.state)}, ${num(j.notify.attempts)} attempts${j.notify.last_error ? ` <span class="muted">(${esc(j.notify.last_error)})</span>` : ""}`]);
+    const waiting = document.getElementById("job-waiting");
+    waiting.hidden = !j.waiting_for;
+    waiting.textContent = j.waiting_for ? `Waiting for ${j.waiting_for}: no live worker serves this job's model.` : "";
     document.getElementById("job-timeline").innerHTML = kv.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
     document.getElementById("job-progress").innerHTML = progressBar(j, true);
     document.getElementById("btn-cancel").disabled = !live || j.state === "cancelling";
@@ -584,6 +625,26 @@ async function viewDoc(id, docId) {
   }));
 }
 
+async function viewDiff(a, b) {
+  const token = routeToken;
+  app.innerHTML = `<div class="empty">Comparing…</div>`;
+  let d;
+  try { d = await api(`/jobs/${encodeURIComponent(a)}/diff/${encodeURIComponent(b)}?limit=200`); } catch (e) { return notFound(e); }
+  if (token !== routeToken) return;
+  const row = (label, c) => `<tr><td>${label === "all" ? "<strong>all</strong>" : `<span class="chip chip-${labelClass(label)}">${esc(label)}</span>`}</td><td class="num">${num(c.only_a)}</td><td class="num">${num(c.only_b)}</td><td class="num">${num(c.changed)}</td></tr>`;
+  const list = (title, rows, test) => `<div class="card flush" style="margin-bottom:20px" data-testid="${test}"><div class="card-head"><h2>${title}</h2><span class="hint">${num(rows.length)} shown</span></div>
+    ${rows.length ? `<table><thead><tr><th>Document</th><th>Entity</th><th>Type</th><th class="num">Offsets</th></tr></thead><tbody>${rows.map((e) => `<tr>
+      <td><a href="#/jobs/${esc(a)}/docs/${encodeURIComponent(e.doc_id)}">${esc(e.doc_id)}</a></td><td class="ent-text">${esc(e.text)}</td>
+      <td><span class="chip chip-${labelClass(e.label)}">${esc(e.label)}</span>${e.label_b ? ` → <span class="chip chip-${labelClass(e.label_b)}">${esc(e.label_b)}</span>` : ""}</td>
+      <td class="num mono">${e.start}–${e.end}</td></tr>`).join("")}</tbody></table>` : `<div class="empty small">None.</div>`}</div>`;
+  app.innerHTML = `<div class="crumbs"><a href="#/">Jobs</a> / <a href="#/jobs/${esc(a)}">#${esc(a)}</a> / diff</div>
+    <div class="page-head"><div><h1>Diff</h1><div class="sub">A <a href="#/jobs/${esc(a)}">#${esc(a)}</a> (${esc(d.model_a || "?")}) · B <a href="#/jobs/${esc(b)}">#${esc(b)}</a> (${esc(d.model_b || "?")}) · ${num(d.documents)} documents</div></div></div>
+    <div class="card" style="margin-bottom:20px" data-testid="diff-counts"><table><thead><tr><th>Type</th><th class="num">Only in A</th><th class="num">Only in B</th><th class="num">Changed type</th></tr></thead>
+      <tbody>${Object.entries(d.by_label).map(([l, c]) => row(l, c)).join("")}${row("all", d.counts)}</tbody></table>
+      ${d.truncated ? `<p class="muted small">Lists cut at 200 each; every difference is counted. <code>GET /jobs/${esc(a)}/diff/${esc(b)}?limit=…</code> for more.</p>` : ""}</div>
+    ${list("Only in A", d.only_a, "diff-only-a")}${list("Only in B", d.only_b, "diff-only-b")}${list("Changed type", d.changed, "diff-changed")}`;
+}
+
 function notFound(e) {
   app.innerHTML = `<div class="card empty"><div class="big">🔍</div><h2>${e.status === 404 ? "Not found" : "Something went wrong"}</h2>
     <p class="muted">${esc(e.message)}</p><a class="btn" href="#/">Back to jobs</a></div>`;
@@ -600,6 +661,7 @@ function route() {
   window.scrollTo(0, 0);
   if (parts[0] === "try") return viewTry();
   if (parts[0] === "jobs" && parts[1] && parts[2] === "docs" && parts[3] != null) return viewDoc(parts[1], parts.slice(3).join("/"));
+  if (parts[0] === "jobs" && parts[1] && parts[2] === "diff" && parts[3]) return viewDiff(parts[1], parts[3]);
   if (parts[0] === "jobs" && parts[1]) return viewJob(parts[1]);
   return viewJobs();
 }

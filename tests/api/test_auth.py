@@ -38,6 +38,9 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/jobs/{job_id}/export"): ("read", True),
     ("POST", "/jobs/{job_id}/cancel"): ("submit", True),
     ("POST", "/jobs/{job_id}/retry"): ("submit", True),
+    ("POST", "/jobs/{job_id}/rerun"): ("submit", True),
+    ("GET", "/jobs/{job_id}/diff/{other_id}"): ("read", True),
+    ("GET", "/models"): ("read", False),
 }
 BAD_TEXT = "\ud800"  # a lone surrogate: the document fails at ingest, so the job is final at once
 
@@ -60,7 +63,7 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
     """Call one route for a fresh job owned by ``owner`` (retry gets a failed job, cancel an open one)."""
     text = BAD_TEXT if path.endswith("/retry") else "张伟在北京。"
     job = submit_corpus(settings, [{"id": "d1", "text": text}], owner=owner).job_id
-    url = path.replace("{job_id}", job).replace("{doc_id}", "d1")
+    url = path.replace("{job_id}", job).replace("{doc_id}", "d1").replace("{other_id}", job)
     if method == "GET":
         return client.get(url, headers=headers)
     if path == "/jobs":

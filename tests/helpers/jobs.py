@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from producer.service import wait_job
 from storage.db import get_database
-from storage.queue import queue_keys
+from storage.queue import waiting_by_queue
 from storage.schema import document, entity
 from storage.settings import Settings
 
@@ -41,7 +41,7 @@ def wait_drained(settings: Settings, *, timeout: float) -> None:
     """Wait until the queue is empty and nothing is in flight (kombu's ``unacked`` hash)."""
     r = redis.Redis.from_url(settings.redis_url)
     deadline = time.monotonic() + timeout
-    while sum(r.llen(key) for key in queue_keys(settings.queue)) or r.hlen("unacked"):
+    while sum(waiting_by_queue(r, settings).values()) or r.hlen("unacked"):
         if time.monotonic() > deadline:
             raise TimeoutError("queue not drained")
         time.sleep(0.1)

@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -40,15 +40,20 @@ def require_postgres() -> Path:
 class PgCluster:
     """A cluster in a temp dir on a free port that can be stopped and started again (outage tests)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, host: str = "127.0.0.1", wrap: Sequence[str] = ()) -> None:
+        """``host``: the address to listen on; ``wrap``: an argv prefix for the server's commands
+        (e.g. ``ip netns exec NS`` to run it on another network namespace)."""
         self.bindir = require_postgres()
         self.root = Path(tempfile.mkdtemp(prefix="shiti-pg-"))
-        self.prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.prefix:
+        self.prefix = [*wrap, *(["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])]
+        if os.geteuid() == 0:
             shutil.chown(self.root, "postgres", "postgres")  # initdb refuses root
-        self.data, self.port = self.root / "data", free_port()
-        self.url = f"postgresql+psycopg://shiti@127.0.0.1:{self.port}/postgres"
+        self.host, self.data, self.port = host, self.root / "data", free_port()
+        self.url = f"postgresql+psycopg://shiti@{host}:{self.port}/postgres"
         self._run("initdb", "-D", str(self.data), "-U", "shiti", "--auth=trust", "-E", "UTF8", "--no-sync")
+        if host != "127.0.0.1":  # initdb trusts loopback only: let the other (test) hosts in
+            with (self.data / "pg_hba.conf").open("a") as fh:
+                fh.write(f"host all all {host.rsplit('.', 1)[0]}.0/24 trust\n")
 
     def _run(self, tool: str, *args: str) -> None:
         subprocess.run([*self.prefix, str(self.bindir / tool), *args], check=True, stdout=subprocess.DEVNULL,
@@ -56,7 +61,8 @@ class PgCluster:
 
     def start(self) -> None:
         """Start the server and wait until it accepts connections."""
-        opts = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        opts = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} -c fsync=off -c full_page_writes=off"
+                + ("" if self.host == "127.0.0.1" else " -c max_connections=200"))
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"), "-w", "-t", "60", "start")
         _wait(self.url)
 

@@ -12,7 +12,8 @@ from producer.service import submit_corpus
 from storage import repo
 from storage.db import get_database
 from storage.dispatch import broker, plan_batches
-from storage.queue import BatchMessage, publish
+from storage.models import default_name
+from storage.queue import BatchMessage, publish, queue_for
 from storage.redis_server import RedisServer
 from storage.schema import document
 from storage.settings import Settings
@@ -64,7 +65,7 @@ def test_submit_tag_query_and_rerun(tmp_path: Path, redis_server: RedisServer, w
     logs_before = sum(w.log.read_text().count("succeeded in") for w in workers.started)
     batches = plan_batches(pending, max_chars=settings.batch_chars, max_docs=settings.batch_docs)
     for batch in batches:
-        publish(app, BatchMessage(result.job_id, tuple(batch)), queue=settings.queue)
+        publish(app, BatchMessage(result.job_id, tuple(batch)), queue=queue_for(settings, default_name(settings)))
     wait_drained(settings, timeout=60)
     logs_after = sum(w.log.read_text().count("succeeded in") for w in workers.started)
     assert logs_after - logs_before == len(batches)

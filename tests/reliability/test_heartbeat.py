@@ -10,7 +10,8 @@ import pytest
 import redis
 
 from producer.service import submit_corpus
-from storage.queue import queue_keys
+from storage.models import default_name
+from storage.queue import queue_for, queue_keys
 from storage.redis_server import RedisServer
 from tests.helpers.jobs import wait_terminal
 from tests.helpers.processes import WorkerPool
@@ -44,7 +45,7 @@ def test_queued_documents_whose_message_was_lost_are_sent_again(tmp_path: Path, 
                               reconcile_interval=1)
     job = submit_corpus(settings, [dict(d) for d in make_texts(30)]).job_id
     client = redis.Redis.from_url(redis_server.url)
-    assert client.delete(*queue_keys(settings.queue)) == 1
+    assert client.delete(*queue_keys(queue_for(settings, default_name(settings)))) == 1
     assert {r["status"] for r in doc_rows(settings, job)} == {"queued"}
     # When a worker comes up
     start = time.monotonic()

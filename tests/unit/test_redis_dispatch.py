@@ -15,7 +15,9 @@ from storage import dispatch as dispatch_mod
 from storage import queries
 from storage.db import dispose_all, get_database
 from storage.dispatch import dispatch, plan_batches, queue_depth
-from storage.queue import PRIORITY_NORMAL, queue_keys
+from storage.models import default_name
+from storage.presence import Presence, announce
+from storage.queue import PRIORITY_NORMAL, queue_for, queue_keys
 from storage.settings import Settings
 
 
@@ -44,6 +46,8 @@ class Recorder:
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     settings = Settings(data_dir=tmp_path, redis_url="redis://fake", batch_docs=5, high_water=3)
     r = fakeredis.FakeRedis()
+    for n in range(5):  # five live workers: the high-water mark is what limits the queue
+        announce(r, settings, Presence(node=f"w{n}", model=default_name(settings), content_hash="h", labels=[]))
     app = Recorder(r, settings.queue)
     monkeypatch.setattr(dispatch_mod, "broker", lambda s: (app, r))
     yield settings, app, r
@@ -57,7 +61,7 @@ def test_dispatch_fills_only_up_to_the_high_water_mark(setup) -> None:
     counts = queries.count_by_status(get_database(settings), result.job_id)
     assert (counts["queued"], counts["pending"]) == (15, 25)
     assert dispatch(settings) == 0  # still full
-    r.lpop(queue_keys(settings.queue)[1])
+    r.lpop(queue_keys(queue_for(settings, default_name(settings)))[1])
     assert dispatch(settings) == 1
     sent_ids = [i for m in app.sent for i in m["doc_ids"]]
     assert len(sent_ids) == len(set(sent_ids)) == 20

@@ -11,8 +11,10 @@ from typing import Any
 
 import click
 
+from storage.cli_options import with_settings
 from storage.errors import ShitiError
 from storage.settings import DEFAULT_MODEL as _DEFAULT
+from storage.settings import Settings
 from worker.model.conversion.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
 
 DEFAULT_MODEL = Path(_DEFAULT)
@@ -41,6 +43,32 @@ def _need_torch(what: str) -> None:
         raise click.ClickException(
             f"{what} needs torch: pip install 'shiti[train]' (after `pip install torch==2.13.0`, the CPU "
             "wheel); serving ONNX artifacts does not") from None
+
+
+@model.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON array.")
+@with_settings
+def list_cmd(as_json: bool, settings: Settings) -> None:
+    """Models by name: the models directory [SHITI_MODELS_DIR], broken entries with the reason,
+    and models live workers serve (name, types, size, content hash, live workers, card)."""
+    from storage.models import list_models, model_views
+    from storage.presence import live_or_none
+
+    live = live_or_none(settings) or []
+    if not list_models(settings) and not live:  # raises for a missing directory, with its name
+        raise click.ClickException(f"no models in {settings.models_dir} (set SHITI_MODELS_DIR, or put a model "
+                                   "directory there: `shiti model quantize` and `shiti model fetch` write one)")
+    views = model_views(settings, live)
+    if as_json:
+        click.echo(json.dumps(views, ensure_ascii=False))
+        return
+    for v in views:
+        size = f"{v['size_bytes'] / 2**20:.1f} MiB" if v["size_bytes"] is not None else "?"
+        if v["ok"]:
+            click.echo(f"{v['name']:<24} {','.join(v['labels']) or '-':<12} {size:>9}  sha256 "
+                       f"{v['content_hash'][:16]}  workers {v['workers']}  {v['card']}")
+        else:
+            click.echo(f"{v['name']:<24} BROKEN: {v['error']}")
 
 
 @model.command("fetch")
@@ -118,9 +146,9 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
     """Precision/recall/F1 (micro and per type) and speed of a model on BIO files."""
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
-    from worker.model.training.evaluate import evaluate_files
     from worker.model.serving.loading import load_tagger
     from worker.model.serving.onnx_model import is_onnx_artifact
+    from worker.model.training.evaluate import evaluate_files
 
     if not is_onnx_artifact(model_dir):
         _need_torch(f"evaluating {model_dir} (not an ONNX artifact)")
