@@ -21,6 +21,7 @@ from storage import repo
 from storage.db import Database, get_database
 from storage.errors import TransientError
 from storage.models import default_name
+from storage.presence import live_workers
 from storage.queue import BatchMessage, make_celery, publish, queue_for, queue_keys
 from storage.redis_server import broker_url
 from storage.settings import Settings
@@ -127,8 +128,6 @@ def queue_target(settings: Settings, workers: int) -> int:
 
 
 def _live_by_model(settings: Settings) -> dict[str, int]:
-    from storage.presence import live_workers
-
     counts: dict[str, int] = {}
     try:
         for p in live_workers(broker(settings)[1], settings):

@@ -10,10 +10,12 @@ instead of waiting silently, and an API host without model files learns the serv
 from __future__ import annotations
 
 import json
+import os
 from typing import Any, TypedDict
 
 import redis
 
+from storage.redis_server import broker_url
 from storage.settings import Settings
 
 
@@ -58,11 +60,16 @@ def live_workers(client: redis.Redis, settings: Settings) -> list[Presence]:
     return out
 
 
+_CLIENTS: dict[tuple[str, int], redis.Redis] = {}
+
+
 def live_or_none(settings: Settings) -> list[Presence] | None:
     """Live workers' announcements, or None when the broker does not answer (unknown, not "none")."""
-    from storage.dispatch import broker  # the cached producer-side client
-
     try:
-        return live_workers(broker(settings)[1], settings)
+        url = broker_url(settings)
+        key = (url, os.getpid())  # a client per process: never one inherited through a fork
+        if key not in _CLIENTS:
+            _CLIENTS[key] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+        return live_workers(_CLIENTS[key], settings)
     except Exception:  # no broker configured, or it is down
         return None

@@ -475,7 +475,11 @@ async function viewJob(id) {
     loadEntities(true); loadTop();
   });
 
+  let entSeq = 0;
   async function loadEntities(reset) {
+    // Refreshes overlap (a poll and a filter change): only the latest call may render, or a
+    // page would be appended twice.
+    const seq = ++entSeq;
     if (reset) { ent.cursor = null; ent.rows = []; }
     const q = new URLSearchParams({ limit: "25" });
     if (ent.type) q.set("type", ent.type);
@@ -483,7 +487,7 @@ async function viewJob(id) {
     if (ent.doc) q.set("doc", ent.doc);
     if (ent.cursor) q.set("cursor", ent.cursor);
     const page = await api(`/jobs/${id}/entities?${q}`);
-    if (token !== routeToken) return;
+    if (token !== routeToken || seq !== entSeq) return;
     ent.rows.push(...items(page));
     ent.cursor = page.next_cursor || null;
     const el = document.getElementById("ents");

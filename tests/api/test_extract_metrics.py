@@ -44,13 +44,14 @@ def test_metrics_report_jobs_documents_rates_and_queue_depth(tmp_path: Path) -> 
     try:
         settings = make_settings(tmp_path, redis_url=server.url, batch_docs=10)
         with TestClient(create_app(settings)) as client:
-            # Given: 25 documents, dispatched as 3 batches into a queue no worker reads.
+            # Given: 25 documents, into a queue no worker reads (one batch of 10 waits, the rest pending).
             job_id = submit(client, [{"id": str(i), "text": f"张伟在北京{i}"} for i in range(25)])
             text = client.get("/metrics").text
             assert _metric(text, "shiti_broker_up") == 1
-            assert _metric(text, "shiti_queue_depth", f'{{queue="{queue_for(settings, default_name(settings))}"}}') == 3
+            assert _metric(text, "shiti_queue_depth", f'{{queue="{queue_for(settings, default_name(settings))}"}}') == 1
             assert _metric(text, "shiti_jobs", '{state="submitted"}') == 1
-            assert _metric(text, "shiti_documents", '{status="queued"}') == 25
+            assert _metric(text, "shiti_documents", '{status="queued"}') == 10
+            assert _metric(text, "shiti_documents", '{status="pending"}') == 15
             assert _metric(text, "shiti_documents_per_second") == 0
 
             # When: a worker finishes the job.

@@ -135,6 +135,9 @@ def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_p
             expect(page.get_by_test_id("chart")).to_be_visible()
             expect(page.get_by_test_id("entity-row").first).to_be_visible()
             page.wait_for_timeout(400)
+            # Each entity is listed once (overlapping refreshes must not append a page twice)
+            shown = page.get_by_test_id("entity-row").all_inner_texts()
+            assert len(shown) == len(set(shown)) == 25, shown
             page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
             # When the entity browser is filtered by type
@@ -181,6 +184,22 @@ def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_p
             expect(rows).to_have_count(2)
             expect(rows.first.get_by_test_id("job-state")).to_have_text("succeeded")
             page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
+
+            # When the job is re-run from its page (the same documents, the default model)
+            page.goto(f"{base}/#/jobs/{job_id}")
+            expect(page.get_by_test_id("job-state")).to_have_text("succeeded")
+            page.get_by_test_id("rerun").click()
+            page.wait_for_url(lambda url: "/#/jobs/" in url and not url.endswith(job_id))
+            rerun_id = page.url.rsplit("/", 1)[1]
+            expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=90_000)
+            # Then its diff against the first job, linked from the page, finds no difference
+            page.get_by_test_id("diff-link").click()
+            counts = page.get_by_test_id("diff-counts")
+            expect(counts).to_contain_text("all")
+            assert page.url.endswith(f"/#/jobs/{job_id}/diff/{rerun_id}")
+            assert counts.locator("tbody tr").last.locator("td.num").all_inner_texts() == ["0", "0", "0"]
+            expect(page.get_by_test_id("diff-only-a")).to_contain_text("None.")
+            page.screenshot(path=str(ARTIFACTS / "dashboard-diff.png"), full_page=True)
             assert errors == []
         finally:
             browser.close()

@@ -11,6 +11,7 @@ import redis
 
 from producer.service import submit_corpus
 from storage.models import default_name
+from storage.presence import Presence, announce, withdraw
 from storage.queue import queue_for, queue_keys
 from storage.redis_server import RedisServer
 from tests.helpers.jobs import wait_terminal
@@ -43,9 +44,12 @@ def test_queued_documents_whose_message_was_lost_are_sent_again(tmp_path: Path, 
     # visibility timeout of a minute (the old recovery path: VT + time limit)
     settings = short_settings(tmp_path, redis_server, visibility_timeout=60, lost_queued_seconds=3,
                               reconcile_interval=1)
-    job = submit_corpus(settings, [dict(d) for d in make_texts(30)]).job_id
     client = redis.Redis.from_url(redis_server.url)
-    assert client.delete(*queue_keys(queue_for(settings, default_name(settings)))) == 1
+    # (a worker announced a moment ago, so the queue takes a batch per worker plus one: both batches)
+    announce(client, settings, Presence(node="gone@test", model=default_name(settings), content_hash="-", labels=[]))
+    job = submit_corpus(settings, [dict(d) for d in make_texts(30)]).job_id
+    withdraw(client, settings, "gone@test")
+    assert client.delete(*queue_keys(queue_for(settings, default_name(settings)))) == 1  # both batches
     assert {r["status"] for r in doc_rows(settings, job)} == {"queued"}
     # When a worker comes up
     start = time.monotonic()

@@ -12,6 +12,7 @@ import pytest
 import redis
 
 from producer.service import submit_corpus
+from storage.errors import PermanentError
 from storage.launch import worker_command
 from storage.queue import celery_config, startup_problems
 from storage.redis_server import RedisServer, start_redis, stop_redis
@@ -138,16 +139,20 @@ def test_worker_with_a_corrupt_model_refuses_to_start_and_takes_no_task(tmp_path
 
     from storage.settings import DEFAULT_MODEL
 
-    # Given a copy of the shipped model whose graph was truncated, and a queued job
+    # Given a queued job for a copy of the shipped model, whose graph was then truncated
     model = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL, model)
-    graph = (model / "model.onnx").read_bytes()
-    (model / "model.onnx").write_bytes(graph[: len(graph) // 2])
     settings = short_settings(tmp_path, redis_server, model=str(model))
     job = submit_corpus(settings, [dict(d) for d in make_texts(5)]).job_id
+    graph = (model / "model.onnx").read_bytes()
+    (model / "model.onnx").write_bytes(graph[: len(graph) // 2])
     # When a worker starts on it, Then it refuses at once, naming the file, and claims nothing
     argv, env = worker_command(settings)
     done = _start_worker_expecting_refusal(env, argv)
     assert done.returncode == 78
-    assert "refusing to start: model:" in done.stderr and "model.onnx: sha256 does not match" in done.stderr
+    assert "refusing to start: model 'model'" in done.stderr
+    assert "model.onnx does not match its sha256 in manifest.json" in done.stderr
     assert {r["attempts"] for r in doc_rows(settings, job)} == {0}
+    # And a new job for it is refused at submit, nothing stored
+    with pytest.raises(PermanentError, match="cannot be served: model.onnx does not match"):
+        submit_corpus(settings, [dict(d) for d in make_texts(5)])
