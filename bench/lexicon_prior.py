@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +81,14 @@ class PriorEngine:
         return em
 
 
-def lexicon_tagger(base: Any, lexicon: dict[str, str], alpha: float) -> Any:
-    """A tagger over ``base``'s engine with the dictionary prior at ``alpha``."""
+def prior_tagger(base: Any, bonus: Callable[[str], np.ndarray]) -> Any:
+    """A tagger over ``base``'s engine that adds ``bonus(text)`` ((len(text), labels)) to each
+    document's per-character emissions before Viterbi."""
     from worker.model.serving.tagger import Tagger
 
-    class LexiconTagger(Tagger):
+    class PriorTagger(Tagger):
         def annotate(self, texts: Any, *, deadline: float | None = None) -> Any:
-            self._bonus = [prior(t, lexicon, self.labels, alpha) for t in texts]
+            self._bonus = [bonus(t) for t in texts]
             return super().annotate(texts, deadline=deadline)
 
         def _run(self, item: Any) -> Any:
@@ -94,17 +96,27 @@ def lexicon_tagger(base: Any, lexicon: dict[str, str], alpha: float) -> Any:
             self.engine.current = self._bonus[item.doc][w.start:w.end] if item.word_index is None else None
             return super()._run(item)
 
-    return LexiconTagger(PriorEngine(base.engine), max_length=base.max_length, overlap=base.overlap)
+    return PriorTagger(PriorEngine(base.engine), max_length=base.max_length, overlap=base.overlap)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def lexicon_tagger(base: Any, lexicon: dict[str, str], alpha: float) -> Any:
+    """A tagger over ``base``'s engine with the dictionary prior at ``alpha``."""
+    return prior_tagger(base, lambda text: prior(text, lexicon, base.labels, alpha))
+
+
+def prior_args(doc: str | None, test_help: str) -> argparse.Namespace:
+    """The command line of the emission-prior benches (this one and ``lac_lever.py``)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=str(ROOT / "models" / "shiti-zh-small"))
     ap.add_argument("--splits", type=Path, default=ROOT.parent / "runs" / "data")
     ap.add_argument("--alpha", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
-    ap.add_argument("--test", type=float, default=None, help="MSRA test at this alpha and at 0 (final numbers)")
+    ap.add_argument("--test", type=float, default=None, help=test_help)
     ap.add_argument("--threads", type=int, default=2)
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = prior_args(__doc__, "MSRA test at this alpha and at 0 (final numbers)")
     from worker.model.serving.loading import load_tagger
     from worker.model.training.evaluate import evaluate_files
 

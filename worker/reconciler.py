@@ -5,22 +5,22 @@ on the broker; the one that wins runs ``storage.dispatch.reconcile`` (stale docu
 pending, counters recounted, queue topped up). So with N workers the reconciler runs about
 once per interval, never twice at once, and keeps running while any worker lives.
 
-The thread never touches module-level caches shared with pool children (it builds its own
-engine and Redis client): a child forked while the thread holds a lock must not inherit it.
+It is a ``worker.periodic.Periodic`` thread: its own engine and Redis client, never a cache shared
+with pool children.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import threading
 from typing import Any
 
 import redis
 
-from storage.db import Database, make_engine
+from storage.db import Database
 from storage.dispatch import reconcile
 from storage.settings import Settings
+from worker.periodic import Periodic
 
 log = logging.getLogger("shiti.reconciler")
 
@@ -43,36 +43,20 @@ def reconcile_once(settings: Settings, *, db: Database, client: redis.Redis, for
     return reconcile(settings, db=db)
 
 
-class Reconciler(threading.Thread):
+class Reconciler(Periodic):
     """Daemon thread: reconcile at start, then every interval under the Redis lock."""
 
     def __init__(self, settings: Settings, broker_url: str) -> None:
-        super().__init__(name="shiti-reconciler", daemon=True)
-        self.settings = settings
-        self.broker_url = broker_url
-        self.stopped = threading.Event()
+        super().__init__(settings.replace(redis_url=broker_url), broker_url, name="shiti-reconciler",
+                         interval=settings.reconcile_interval)
 
-    def run(self) -> None:
-        s = self.settings
-        db = Database(make_engine(s.sqlalchemy_url, busy_timeout_ms=s.busy_timeout_ms))
-        client = redis.Redis.from_url(self.broker_url, socket_timeout=10, socket_connect_timeout=5)
-        settings = s.replace(redis_url=self.broker_url)
-        first = True
-        while not self.stopped.is_set():
-            try:
-                # Documents left pending by a submit that could not reach Redis are sent as
-                # soon as any worker comes up.
-                result = reconcile_once(settings, db=db, client=client, force=first)
-                if result is not None:
-                    log.info("reconcile: %s", result)
-                first = False
-            except Exception as exc:  # broker or database down: try again next interval
-                log.warning("reconcile failed (%s); trying again in %.0f s", exc, s.reconcile_interval)
-            if s.reconcile_interval <= 0:
-                break
-            # Jitter so the workers' attempts spread over the interval.
-            self.stopped.wait(s.reconcile_interval * random.uniform(0.5, 1.0))
-        db.engine.dispose()
+    def tick(self, db: Database, client: redis.Redis, *, first: bool) -> None:
+        # Documents left pending by a submit that could not reach Redis are sent as soon as any
+        # worker comes up.
+        result = reconcile_once(self.settings, db=db, client=client, force=first)
+        if result is not None:
+            log.info("reconcile: %s", result)
 
-    def stop(self) -> None:
-        self.stopped.set()
+    def pause(self) -> float:
+        # Jitter so the workers' attempts spread over the interval.
+        return self.interval * random.uniform(0.5, 1.0)
