@@ -225,7 +225,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         The client token (query, form field, JSON key or `Idempotency-Key` header) makes the call
         idempotent: the same token returns the same job (200) instead of creating one (202).
         `model`, `priority` and `notify` may also be form fields or JSON keys. An unknown model
-        (400, the known ones listed) or a refused webhook URL stores nothing.
+        (422, the known ones listed) or a refused webhook URL stores nothing.
         """
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
@@ -293,6 +293,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         compare the two with `GET /jobs/{job_id}/diff/{other_id}`."""
         own(job_id, caller)
         job = _job_options({"model": model, "priority": priority, "notify": notify})
+        auth.check_quota(caller, service.job_status(settings, job_id)["total"])  # a rerun queues them all again
         result = service.rerun_job(settings, job_id, options=job, owner=caller.owner, name=name)
         body: SubmitView = {"job_id": result.job_id, "created": True, "documents": result.documents,
                             "rejected": result.rejected}

@@ -154,6 +154,8 @@ def diff(job_a: str, job_b: str, limit: int, as_json: bool, settings: Settings) 
         click.echo(json.dumps(d, ensure_ascii=False))
         return
     click.echo(f"A {d['job_a']} ({d['model_a']})  B {d['job_b']} ({d['model_b']})  {d['documents']} documents")
+    if not d["complete"]:
+        click.echo("(a job is still running: its untagged documents count as having no entities)")
     click.echo(f"{'type':<6}{'only A':>8}{'only B':>8}{'changed':>9}")
     for label, c in [*d["by_label"].items(), ("all", d["counts"])]:
         click.echo(f"{label:<6}{c['only_a']:>8}{c['only_b']:>8}{c['changed']:>9}")

@@ -37,7 +37,7 @@ from storage.views import (
     RetryResult,
     TopEntity,
 )
-from storage.webhooks import check_url, delivery_status
+from storage.webhooks import check_url, delivery_status, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +88,11 @@ def job_options(settings: Settings, *, model: str | None = None, priority: int =
 
 def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]:
     """``(name, content hash)`` of the model a job asks for (default ``settings.model``): from this
-    host's models, else from a live worker serving that name (an API host without model files).
+    host's models; else from a live worker serving that name (an API host without model files);
+    else as the newest earlier job recorded it (its pool is restarting: the job waits for it).
 
     Raises:
-        UnknownModel: neither knows it; the message lists every known name.
+        UnknownModel: none of them knows it; the message lists every known name.
     """
     try:
         info = resolve(settings, name)
@@ -102,6 +103,9 @@ def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]
         for p in live:
             if p["model"] == wanted:
                 return wanted, p["content_hash"]
+        recorded = queries.recorded_model_hash(get_database(settings), wanted)
+        if recorded is not None:
+            return wanted, recorded
         names = sorted(set(known_names(settings)) | {p["model"] for p in live})
         raise UnknownModel(f"unknown model {wanted!r}; known: {', '.join(names)}") from None
 
@@ -262,9 +266,9 @@ def _notify_view(db: Any, j: Mapping[str, Any]) -> NotifyView | None:
         return None
     d = delivery_status(db, j["id"])
     if d is None:
-        return {"url": j["notify_url"], "state": "waiting for the job to finish", "attempts": 0, "last_error": None,
-                "last_attempt_at": None, "delivered_at": None, "event_id": None}
-    return {"url": d["url"], "state": d["state"], "attempts": d["attempts"], "last_error": d["last_error"],
+        return {"url": redact_url(j["notify_url"]), "state": "waiting for the job to finish", "attempts": 0,
+                "last_error": None, "last_attempt_at": None, "delivered_at": None, "event_id": None}
+    return {"url": redact_url(d["url"]), "state": d["state"], "attempts": d["attempts"], "last_error": d["last_error"],
             "last_attempt_at": iso_time(d["last_attempt_at"]), "delivered_at": iso_time(d["delivered_at"]),
             "event_id": d["event_id"]}
 
@@ -338,7 +342,7 @@ def get_document(settings: Settings, job_id: str, doc_id: str) -> DocumentView:
 
 
 def export_entities(settings: Settings, job_id: str) -> Iterator[ExportRecord]:
-    """Stream one record per document: ``{doc_id, state, length, entities[, reason]}``."""
+    """Stream one record per document: ``{doc_id, state, length, entities, model, model_hash[, reason]}``."""
     _known(settings, job_id)
     return queries.iter_export(get_database(settings), job_id)
 

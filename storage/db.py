@@ -15,12 +15,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from storage import migrate
+from storage.domain import JOB_OPEN
 from storage.errors import DatabaseUnavailable, SchemaOutOfDate
+from storage.models import default_name
+from storage.schema import document, job
 from storage.settings import Settings
 
 _WRITE = "shiti_write"
@@ -165,9 +168,23 @@ def upgrade_schema(settings: Settings) -> tuple[str | None, str]:
     engine = make_engine(settings.sqlalchemy_url, busy_timeout_ms=settings.busy_timeout_ms)
     try:
         with write_connection(engine) as conn:
-            return migrate.upgrade(conn)
+            revisions = migrate.upgrade(conn)
+            _adopt_open_legacy_jobs(conn, default_name(settings))
+            return revisions
     finally:
         engine.dispose()
+
+
+def _adopt_open_legacy_jobs(conn: Connection, model: str) -> None:
+    # Jobs still open from before per-job models (revision 0003) are finished by the deployment's
+    # default model: the one of the process running the upgrade (SHITI_MODEL of `shiti db upgrade`,
+    # docker-compose's migrate service). Their queued documents go back to pending: their messages
+    # sit in the pre-0003 queue no worker reads any more. Finished jobs keep model NULL: which
+    # model tagged them was not recorded.
+    open_legacy = select(job.c.id).where(job.c.model.is_(None), job.c.status.in_(sorted(JOB_OPEN)))
+    conn.execute(update(document).where(document.c.job_id.in_(open_legacy), document.c.status == "queued")
+                 .values(status="pending"))
+    conn.execute(update(job).where(job.c.model.is_(None), job.c.status.in_(sorted(JOB_OPEN))).values(model=model))
 
 
 def schema_problems(settings: Settings) -> list[str]:

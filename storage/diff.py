@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from sqlalchemy import and_, func, select
 
 from storage.db import Database
+from storage.domain import JOB_TERMINAL
 from storage.errors import PermanentError
 from storage.queries import entities_of, get_job
 from storage.schema import document
@@ -96,7 +97,8 @@ def _count(by_label: dict[str, DiffCounts], label: str, key: str) -> None:
 
 def diff_jobs(db: Database, job_a: str, job_b: str, *, limit: int = 100, page: int = 500) -> DiffView:
     """Entities only in ``job_a``, only in ``job_b``, and changed type, with counts per type
-    (every difference is counted; the lists stop at ``limit`` items each).
+    (every difference is counted; the lists stop at ``limit`` items each). ``complete`` is False
+    while either job runs: its untagged documents count as having no entities.
 
     Raises:
         NotFound: either job is unknown.
@@ -132,4 +134,5 @@ def diff_jobs(db: Database, job_a: str, job_b: str, *, limit: int = 100, page: i
     return {"job_a": job_a, "job_b": job_b, "model_a": row_a["model"], "model_b": row_b["model"],
             "documents": shared, "counts": totals, "by_label": dict(sorted(by_label.items())),
             "only_a": lists["only_a"], "only_b": lists["only_b"], "changed": lists["changed"],
-            "truncated": any(totals[k] > len(lists[k]) for k in lists)}  # type: ignore[literal-required]
+            "truncated": any(totals[k] > len(lists[k]) for k in lists),  # type: ignore[literal-required]
+            "complete": row_a["status"] in JOB_TERMINAL and row_b["status"] in JOB_TERMINAL}

@@ -107,10 +107,15 @@ def dispatch(settings: Settings, *, job_id: str | None = None, db: Database | No
         if only is None or model == only:
             shares.setdefault(model, []).append(entry)
     published = 0
-    live = _live_by_model(settings) if shares else {}
+    live = _live_hashes(settings) if shares else {}
     for model, entries in shares.items():
-        room = queue_target(settings, live.get(model, 0)) - queue_depth(settings, model)
-        if room > 0:
+        hashes = live.get(model, [])
+        if hashes:
+            # Live workers of the model hold these files: a job recorded with other files waits
+            # (its status says for what) instead of bouncing off them.
+            entries = [e for e in entries if e.model_hash is None or e.model_hash in hashes]
+        room = queue_target(settings, len(hashes)) - queue_depth(settings, model)
+        if room > 0 and entries:
             published += _fill(settings, db, app, queue_for(settings, model), entries, room)
     return published
 
@@ -127,14 +132,15 @@ def queue_target(settings: Settings, workers: int) -> int:
     return max(1, min(settings.high_water, workers + 1))
 
 
-def _live_by_model(settings: Settings) -> dict[str, int]:
-    counts: dict[str, int] = {}
+def _live_hashes(settings: Settings) -> dict[str, list[str]]:
+    """The content hash of every live worker, by model name."""
+    found: dict[str, list[str]] = {}
     try:
         for p in live_workers(broker(settings)[1], settings):
-            counts[p["model"]] = counts.get(p["model"], 0) + 1
+            found.setdefault(p["model"], []).append(p["content_hash"])
     except redis.RedisError:
         pass  # publishing will fail and say so
-    return counts
+    return found
 
 
 def _fill(settings: Settings, db: Database, app: Celery, queue: str, entries: list[repo.ShareEntry],
@@ -176,7 +182,6 @@ def reconcile(settings: Settings, *, db: Database | None = None, publish_batches
         ``{"requeued": n, "recounted": n, "published": n}``.
     """
     db = db or get_database(settings)
-    repo.adopt_legacy_jobs(db, default_name(settings))
     requeued = 0
     for model in sorted({e.model or default_name(settings) for e in repo.dispatchable_jobs(db)}):
         stale_after = settings.stale_queued_after

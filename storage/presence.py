@@ -69,7 +69,8 @@ def live_or_none(settings: Settings) -> list[Presence] | None:
         url = broker_url(settings)
         key = (url, os.getpid())  # a client per process: never one inherited through a fork
         if key not in _CLIENTS:
-            _CLIENTS[key] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+            # Short timeouts: job status asks on every poll and must not stall on a lost broker.
+            _CLIENTS[key] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
         return live_workers(_CLIENTS[key], settings)
     except Exception:  # no broker configured, or it is down
         return None

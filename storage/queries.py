@@ -199,3 +199,10 @@ def unfinished_documents(db: Database, owner: str) -> int:
         got = conn.execute(select(func.coalesce(func.sum(job.c.total - job.c.done - job.c.failed - job.c.cancelled), 0))
                            .where(job.c.owner == owner, job.c.status.in_(tuple(sorted(JOB_OPEN))))).scalar()
     return int(got or 0)
+
+
+def recorded_model_hash(db: Database, model: str) -> str | None:
+    """The content hash the newest job naming ``model`` recorded (None: no job named it)."""
+    with db.read() as conn:
+        return conn.execute(select(job.c.model_hash).where(job.c.model == model, job.c.model_hash.is_not(None))
+                            .order_by(job.c.seq.desc()).limit(1)).scalar()

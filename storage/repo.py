@@ -135,8 +135,7 @@ def copy_documents(db: Database, *, source_job: str, job_id: str) -> int:
 def seal_job(db: Database, job_id: str) -> dict[str, Any]:
     """Mark ingest complete, recount, and finish the job at once if nothing needs a worker.
 
-    The job joins its model's fair share where the running jobs are now (their least ``vtime``),
-    so it neither waits behind their past nor takes every batch until it has caught up."""
+    The job joins its model's fair share where the running jobs are now (their least ``vtime``)."""
     with db.write() as conn:
         _join_fair_share(conn, job_id)
         conn.execute(update(job).where(job.c.id == job_id).values(sealed=True))
@@ -145,12 +144,15 @@ def seal_job(db: Database, job_id: str) -> dict[str, Any]:
 
 
 def _join_fair_share(conn: Connection, job_id: str) -> None:
+    """Put the job at its model's running jobs' least virtual time (none running: leave it): a
+    new job does not take every batch until it has caught up with them, and a reopened (retried)
+    one does not wait behind the virtual time it had when it finished."""
     model = conn.execute(select(job.c.model).where(job.c.id == job_id)).scalar()
     floor = conn.execute(select(func.min(job.c.vtime)).where(
         job.c.model == model, job.c.id != job_id, job.c.sealed.is_(True),
         job.c.status.in_(_ACCEPTS_WORK))).scalar()
     if floor is not None:
-        conn.execute(update(job).where(job.c.id == job_id, job.c.vtime < floor).values(vtime=floor))
+        conn.execute(update(job).where(job.c.id == job_id).values(vtime=floor))
 
 
 def _refresh_planner_stats(conn: Connection) -> None:
@@ -265,6 +267,7 @@ class ShareEntry:
 
     job_id: str
     model: str | None
+    model_hash: str | None
     priority: int
     vtime: float
     seq: int
@@ -275,19 +278,14 @@ def dispatchable_jobs(db: Database, *, model: str | None = None) -> list[ShareEn
     given), least ``vtime`` first, then oldest."""
     with db.read() as conn:
         stmt = (
-            select(job.c.id, job.c.model, job.c.priority, job.c.vtime, job.c.seq)
+            select(job.c.id, job.c.model, job.c.model_hash, job.c.priority, job.c.vtime, job.c.seq)
             .where(job.c.sealed.is_(True), job.c.status.in_(_ACCEPTS_WORK))
             .order_by(job.c.vtime, job.c.seq)
         )
         if model is not None:
             stmt = stmt.where(job.c.model == model)
-        return [ShareEntry(i, m, max(1, int(p or 1)), float(v or 0.0), int(q)) for i, m, p, v, q in conn.execute(stmt)]
-
-
-def adopt_legacy_jobs(db: Database, model: str) -> int:
-    """Give jobs from before per-job models (``model`` NULL) the deployment's default model."""
-    with db.write() as conn:
-        return int(conn.execute(update(job).where(job.c.model.is_(None)).values(model=model)).rowcount or 0)
+        return [ShareEntry(i, m, h, max(1, int(p or 1)), float(v or 0.0), int(q))
+                for i, m, h, p, v, q in conn.execute(stmt)]
 
 
 def next_pending(db: Database, job_id: str, *, limit: int) -> list[tuple[int, int]]:
@@ -586,6 +584,7 @@ def retry_failed(db: Database, job_id: str) -> int:
         if n:
             conn.execute(update(job).where(job.c.id == job_id)
                          .values(status=J.RUNNING, failed=job.c.failed - n, finished_at=None))
+            _join_fair_share(conn, job_id)
             # The earlier completion event is out of date: its receiver gets the new one when the
             # job finishes again, never the old state after the new.
             conn.execute(update(notification).where(notification.c.job_id == job_id,

@@ -180,6 +180,7 @@ class DiffView(TypedDict):
     only_b: list[DiffItem]
     changed: list[DiffItem]
     truncated: bool
+    complete: bool  # both jobs finished: otherwise untagged documents show as differences
 
 
 class ModelView(TypedDict):

@@ -64,6 +64,7 @@ __all__ = [
     "deliver_due",
     "delivery_status",
     "headers_for",
+    "redact_url",
     "post",
     "sign",
     "verify",
@@ -507,3 +508,14 @@ def delivery_status(db: Database, job_id: str) -> dict[str, Any] | None:
     return {"url": row.url, "state": row.state, "attempts": int(row.attempts or 0), "last_error": row.last_error,
             "last_attempt_at": epoch(row.last_attempt_at), "delivered_at": epoch(row.delivered_at),
             "event_id": row.event_id}
+
+
+def redact_url(url: str) -> str:
+    """``url`` as status shows it to readers: scheme and host only, since receivers often carry a
+    token in the path or query (``https://hooks.example/…``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    rest = "/…" if (parts.path not in ("", "/") or parts.query) else "/"
+    return f"{parts.scheme}://{host}{rest}"

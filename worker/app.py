@@ -116,7 +116,8 @@ def _start_threads(sender: object = None, **_: object) -> None:
     from worker.presence import Announcer
     from worker.reconciler import Reconciler
 
-    node = str(getattr(sender, "hostname", "") or f"pid{os.getpid()}")
+    # Node name plus pid: two workers started without -n on one host share Celery's default name.
+    node = f"{getattr(sender, 'hostname', '') or 'celery'}/{os.getpid()}"
     for thread in (Reconciler(SETTINGS, app.conf.broker_url),
                    Announcer(SETTINGS, app.conf.broker_url, node=node, model=resolve(SETTINGS)),
                    Notifier(SETTINGS, app.conf.broker_url)):

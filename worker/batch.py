@@ -38,9 +38,9 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
     Args:
         owner: the Celery message id (lets a redelivery of the same message take its leases back).
         model_hash: the content hash of the model this worker serves; a batch of a job recorded
-            with another is not touched (a misrouted message, or two hosts holding different
-            files under one model name): its documents stay queued for a worker of the right
-            model, and the job's status names the mismatch.
+            with another is not tagged (a misrouted message, or two hosts holding different
+            files under one model name): its documents go back to pending, dispatch holds the
+            job back while no live worker holds its files, and the job's status names the mismatch.
 
     Returns:
         ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop
@@ -52,6 +52,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
     if model_hash is not None and wanted[1] is not None and wanted[1] != model_hash:
         log.error("batch of job %s is for model %s (sha256 %s) but this worker serves sha256 %s: left for "
                   "a worker of that model", job_id, wanted[0], wanted[1][:12], model_hash[:12])
+        repo.unqueue(db, doc_ids)
         return {**stats, "wrong_model": len(doc_ids)}
     suspects = repo.tried_before(db, doc_ids)
     fresh = [i for i in doc_ids if i not in suspects]

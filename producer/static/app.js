@@ -645,6 +645,7 @@ async function viewDiff(a, b) {
     <div class="page-head"><div><h1>Diff</h1><div class="sub">A <a href="#/jobs/${esc(a)}">#${esc(a)}</a> (${esc(d.model_a || "?")}) · B <a href="#/jobs/${esc(b)}">#${esc(b)}</a> (${esc(d.model_b || "?")}) · ${num(d.documents)} documents</div></div></div>
     <div class="card" style="margin-bottom:20px" data-testid="diff-counts"><table><thead><tr><th>Type</th><th class="num">Only in A</th><th class="num">Only in B</th><th class="num">Changed type</th></tr></thead>
       <tbody>${Object.entries(d.by_label).map(([l, c]) => row(l, c)).join("")}${row("all", d.counts)}</tbody></table>
+      ${d.complete ? "" : `<p class="callout warn" data-testid="diff-incomplete">A job is still running: its untagged documents count as having no entities.</p>`}
       ${d.truncated ? `<p class="muted small">Lists cut at 200 each; every difference is counted. <code>GET /jobs/${esc(a)}/diff/${esc(b)}?limit=…</code> for more.</p>` : ""}</div>
     ${list("Only in A", d.only_a, "diff-only-a")}${list("Only in B", d.only_b, "diff-only-b")}${list("Changed type", d.changed, "diff-changed")}`;
 }

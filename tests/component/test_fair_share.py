@@ -37,7 +37,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Set
     settings = Settings(data_dir=tmp_path, redis_url="redis://fake", batch_docs=5, high_water=2, model="m1")
     r = fakeredis.FakeRedis()
     for model in ("m1", "m2"):  # one live worker each: a queue target of min(high_water, 1 + 1) = 2
-        announce(r, settings, Presence(node=f"w@{model}", model=model, content_hash="h", labels=[]))
+        announce(r, settings, Presence(node=f"w@{model}", model=model, content_hash=f"h-{model}", labels=[]))
     app = Recorder(r)
     monkeypatch.setattr(dispatch_mod, "broker", lambda s: (app, r))
     yield settings, app, r
@@ -124,3 +124,33 @@ def test_with_no_live_worker_one_batch_waits(setup) -> None:  # type: ignore[no-
     settings, app, r = setup
     _job(settings, 50, model="m3", prefix="x")
     assert queue_depth(settings, "m3") == 1
+
+
+def test_a_job_whose_files_no_live_worker_holds_waits_instead_of_bouncing(setup) -> None:  # type: ignore[no-untyped-def]
+    settings, app, r = setup
+    other = Presence(node="w2@m2", model="m2", content_hash="other-files", labels=[])
+    r.delete(*r.keys("shiti:presence:*"))
+    announce(r, settings, other)  # the only live worker of m2 holds other files than the job recorded
+    job = _job(settings, 20, model="m2", prefix="y")
+    assert queue_depth(settings, "m2") == 0 and not [s for s in app.sent if s[1] == job]
+    # When a worker with the job's files comes up, dispatch sends it at once
+    announce(r, settings, Presence(node="w3@m2", model="m2", content_hash="h-m2", labels=[]))
+    assert dispatch(settings) == settings.high_water and {s[1] for s in app.sent} == {job}
+
+
+def test_a_retried_job_rejoins_at_the_running_jobs_virtual_time(settings) -> None:  # type: ignore[no-untyped-def]
+    from storage import repo
+    from storage.db import get_database
+
+    db = get_database(settings)
+    old = _job(settings, 1, prefix="old")
+    with db.write() as conn:  # it ran long ago, alone, to a high virtual time, then failed
+        from sqlalchemy import update
+
+        from storage.schema import document, job
+        conn.execute(update(job).where(job.c.id == old).values(vtime=1e9, status="failed", failed=1))
+        conn.execute(update(document).where(document.c.job_id == old).values(status="failed", reason="error"))
+    running = _job(settings, 10, prefix="new")
+    assert repo.retry_failed(db, old) == 1
+    vtimes = {e.job_id: e.vtime for e in repo.dispatchable_jobs(db)}
+    assert vtimes[old] == vtimes[running] < 1e9

@@ -18,9 +18,10 @@ from sqlalchemy import Engine, insert, select, text
 
 from producer.cli import cli
 from storage import migrate
-from storage.db import dispose_all, get_database, make_engine
+from storage.db import dispose_all, get_database, make_engine, upgrade_schema
 from storage.errors import SchemaOutOfDate
 from storage.launch import worker_command
+from storage.models import default_name
 from storage.redis_server import RedisServer
 from storage.schema import metadata
 from storage.settings import Settings
@@ -94,6 +95,28 @@ def test_the_release_before_migrations_upgrades_in_place_with_every_row(settings
     # And upgrading again changes nothing
     assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
     assert _rows(engine) == before
+    engine.dispose()
+
+
+def test_open_jobs_from_before_per_job_models_are_given_the_default_model_at_upgrade(settings: Settings) -> None:
+    # Given a pre-migrations database with a finished job and an open one whose documents are queued
+    engine = _legacy_database(settings)
+    with engine.begin() as conn:
+        conn.execute(insert(legacy.job).values(id="c" * 32, name="open", status="running", sealed=True, total=2,
+                                               done=0, failed=0, cancelled=0, chars_total=16, chars_done=0,
+                                               submitted_at=1.0, started_at=2.0))
+        for k in range(2):
+            conn.execute(insert(legacy.document).values(job_id="c" * 32, ext_id=f"d{k}", line=k + 1, text="张伟在北京。",
+                                                         n_chars=8, status="queued", attempts=0, updated_at=3.0))
+    # When it is upgraded by a process whose default model is settings.model
+    upgrade_schema(settings)
+    # Then the open job is the default model's and its documents go back to pending (their messages
+    # sit in the old queue no worker reads); the finished ones keep "unknown" (NULL)
+    with engine.connect() as conn:
+        models = dict(conn.execute(select(metadata.tables["job"].c.id, metadata.tables["job"].c.model)).all())
+        statuses = set(conn.execute(select(legacy.document.c.status).where(legacy.document.c.job_id == "c" * 32)).scalars())
+    assert models == {"a" * 32: None, "b" * 32: None, "c" * 32: default_name(settings)}
+    assert statuses == {"pending"}
     engine.dispose()
 
 

@@ -108,3 +108,21 @@ def test_shiti_model_list_on_good_empty_missing_and_broken_directories(models_di
     assert got.returncode == 1 and f"models directory {tmp_path / 'missing'} does not exist" in got.stderr
     shutil.rmtree(models_dir / "zh")
     assert "zh " not in _model_list(models_dir=models_dir).stdout
+
+
+def test_a_model_an_earlier_job_recorded_is_accepted_while_no_worker_announces_it(tmp_path: Path) -> None:
+    from storage import repo
+
+    settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path, model="zh")  # no model files here
+    db = get_database(settings)
+    with pytest.raises(UnknownModel):
+        job_options(settings, model="pool-b")
+    repo.create_job(db, model="pool-b", model_hash="f" * 64)  # its pool served it before it restarted
+    assert (job_options(settings, model="pool-b").model_hash) == "f" * 64
+
+
+def test_webhook_urls_in_status_show_scheme_and_host_only() -> None:
+    from storage.webhooks import redact_url
+
+    assert redact_url("https://hooks.example.com/services/T000/B000/XXXX?token=1") == "https://hooks.example.com/…"
+    assert redact_url("http://10.0.0.5:8080/") == "http://10.0.0.5:8080/"

@@ -49,6 +49,8 @@ def test_rerun_copies_the_stored_documents_and_diff_lists_every_difference(setti
     assert {k: n for k, n in queries.count_by_status(db, b).items() if n} == {"pending": 3, "failed": 1}
     status = job_status(settings, b)
     assert (status["model"], status["model_hash"], status["priority"], status["rerun_of"]) == ("b", "hash-b", 2, a)
+    running = diff_jobs(settings, a, b)  # B untagged yet: everything of A shows, and the view says so
+    assert not running["complete"] and running["counts"]["only_a"] == 4
     _finish(db, b, {"d1": [("张伟", "PER"), ("北京", "ORG")], "d2": [("王芳", "PER"), ("上海", "LOC")]})
 
     d = diff_jobs(settings, a, b)
@@ -60,7 +62,7 @@ def test_rerun_copies_the_stored_documents_and_diff_lists_every_difference(setti
     assert d["by_label"] == {"LOC": {"only_a": 0, "only_b": 0, "changed": 1},
                              "ORG": {"only_a": 1, "only_b": 0, "changed": 0},
                              "PER": {"only_a": 0, "only_b": 1, "changed": 0}}
-    assert not d["truncated"]
+    assert not d["truncated"] and d["complete"]
     # Reversed, the roles swap; limited, the lists stop but the counts do not
     rev = diff_jobs(settings, b, a, limit=0)
     assert rev["counts"] == {"only_a": 1, "only_b": 1, "changed": 1} and rev["truncated"]

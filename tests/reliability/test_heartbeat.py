@@ -10,7 +10,7 @@ import pytest
 import redis
 
 from producer.service import submit_corpus
-from storage.models import default_name
+from storage.models import default_name, resolve
 from storage.presence import Presence, announce, withdraw
 from storage.queue import queue_for, queue_keys
 from storage.redis_server import RedisServer
@@ -46,7 +46,8 @@ def test_queued_documents_whose_message_was_lost_are_sent_again(tmp_path: Path, 
                               reconcile_interval=1)
     client = redis.Redis.from_url(redis_server.url)
     # (a worker announced a moment ago, so the queue takes a batch per worker plus one: both batches)
-    announce(client, settings, Presence(node="gone@test", model=default_name(settings), content_hash="-", labels=[]))
+    served = resolve(settings)
+    announce(client, settings, Presence(node="gone@test", model=served.name, content_hash=served.content_hash, labels=[]))
     job = submit_corpus(settings, [dict(d) for d in make_texts(30)]).job_id
     withdraw(client, settings, "gone@test")
     assert client.delete(*queue_keys(queue_for(settings, default_name(settings)))) == 1  # both batches

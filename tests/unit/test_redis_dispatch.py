@@ -15,7 +15,7 @@ from storage import dispatch as dispatch_mod
 from storage import queries
 from storage.db import dispose_all, get_database
 from storage.dispatch import dispatch, plan_batches, queue_depth
-from storage.models import default_name
+from storage.models import default_name, resolve
 from storage.presence import Presence, announce
 from storage.queue import PRIORITY_NORMAL, queue_for, queue_keys
 from storage.settings import Settings
@@ -46,8 +46,9 @@ class Recorder:
 def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     settings = Settings(data_dir=tmp_path, redis_url="redis://fake", batch_docs=5, high_water=3)
     r = fakeredis.FakeRedis()
-    for n in range(5):  # five live workers: the high-water mark is what limits the queue
-        announce(r, settings, Presence(node=f"w{n}", model=default_name(settings), content_hash="h", labels=[]))
+    served = resolve(settings)
+    for n in range(5):  # five live workers of the model: the high-water mark is what limits the queue
+        announce(r, settings, Presence(node=f"w{n}", model=served.name, content_hash=served.content_hash, labels=[]))
     app = Recorder(r, settings.queue)
     monkeypatch.setattr(dispatch_mod, "broker", lambda s: (app, r))
     yield settings, app, r
