@@ -15,6 +15,7 @@ from sqlalchemy import select
 from producer.api import create_app
 from producer.service import submit_corpus
 from storage import keys as api_keys
+from storage import repo
 from storage.db import get_database
 from storage.schema import api_key
 from storage.settings import Settings
@@ -62,7 +63,15 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
           headers: dict[str, str]):  # type: ignore[no-untyped-def]
     """Call one route for a fresh job owned by ``owner`` (retry gets a failed job, cancel an open one)."""
     text = BAD_TEXT if path.endswith("/retry") else "张伟在北京。"
-    job = submit_corpus(settings, [{"id": "d1", "text": text}], owner=owner).job_id
+    if path.endswith("/cancel"):
+        # A job still being stored (not sealed) stays open however fast the background worker tags
+        # its document: a submitted one could be finished before the cancel arrives (409).
+        db = get_database(settings)
+        job = repo.create_job(db, owner=owner)[0]
+        repo.insert_documents(db, job, [{"ext_id": "d1", "line": 1, "text": text, "n_chars": len(text),
+                                         "status": "pending"}])
+    else:
+        job = submit_corpus(settings, [{"id": "d1", "text": text}], owner=owner).job_id
     url = path.replace("{job_id}", job).replace("{doc_id}", "d1").replace("{other_id}", job)
     if method == "GET":
         return client.get(url, headers=headers)
