@@ -23,7 +23,7 @@ from storage.errors import TransientError
 from storage.models import default_name
 from storage.presence import live_workers
 from storage.queue import BatchMessage, make_celery, publish, queue_for, queue_keys
-from storage.redis_server import broker_url
+from storage.redis_server import broker_url, cached_client
 from storage.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ def broker(settings: Settings) -> tuple[Celery, redis.Redis]:
     key = (url, os.getpid())
     with _LOCK:
         if key not in _APPS:
-            _APPS[key] = (make_celery(settings, url), redis.Redis.from_url(url, socket_timeout=10))
+            _APPS[key] = (make_celery(settings, url), cached_client(url, timeout=10))
         return _APPS[key]
 
 

@@ -223,17 +223,21 @@ def known_names(settings: Settings) -> list[str]:
     return sorted(names)
 
 
-def model_views(settings: Settings, live: Sequence[Presence]) -> list[ModelView]:
+def model_views(settings: Settings, live: Sequence[Presence], *,
+                local: list[ModelInfo] | None = None) -> list[ModelView]:
     """Models a job may name: this host's models directory (broken entries with their reason) and
     the default, plus models only live workers announce (an API host without model files); each
-    with the number of live workers serving it (same name and content hash)."""
+    with the number of live workers serving it (same name and content hash). ``local``: the
+    models directory as :func:`list_models` already read it."""
     serving: dict[tuple[str, str], int] = {}
     for p in live:
         serving[(p["model"], p["content_hash"])] = serving.get((p["model"], p["content_hash"]), 0) + 1
-    try:
-        local = list_models(settings)
-    except PermanentError:
-        local = []
+    if local is None:
+        try:
+            local = list_models(settings)
+        except PermanentError:
+            local = []
+    local = list(local)
     if default_name(settings) not in {m.name for m in local}:
         try:
             local.append(resolve(settings))

@@ -10,12 +10,11 @@ instead of waiting silently, and an API host without model files learns the serv
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, TypedDict
 
 import redis
 
-from storage.redis_server import broker_url
+from storage.redis_server import broker_url, cached_client
 from storage.settings import Settings
 
 
@@ -60,17 +59,10 @@ def live_workers(client: redis.Redis, settings: Settings) -> list[Presence]:
     return out
 
 
-_CLIENTS: dict[tuple[str, int], redis.Redis] = {}
-
-
 def live_or_none(settings: Settings) -> list[Presence] | None:
     """Live workers' announcements, or None when the broker does not answer (unknown, not "none")."""
     try:
-        url = broker_url(settings)
-        key = (url, os.getpid())  # a client per process: never one inherited through a fork
-        if key not in _CLIENTS:
-            # Short timeouts: job status asks on every poll and must not stall on a lost broker.
-            _CLIENTS[key] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-        return live_workers(_CLIENTS[key], settings)
+        # Short timeouts: job status asks on every poll and must not stall on a lost broker.
+        return live_workers(cached_client(broker_url(settings), timeout=1), settings)
     except Exception:  # no broker configured, or it is down
         return None

@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,3 +151,26 @@ def broker_url(settings: Settings, *, start: bool = False) -> str:
     if server is None:
         raise TransientError("no Redis: set SHITI_REDIS_URL or run `shiti redis`")
     return server.url
+
+
+_CLIENTS: dict[tuple[str, int, float], redis.Redis] = {}
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # A worker parent's reconciler thread may hold the lock when the pool child is forked.
+    global _CLIENTS_LOCK
+    _CLIENTS_LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def cached_client(url: str, *, timeout: float) -> redis.Redis:
+    """A Redis client for ``url`` shared within this process (never one inherited through a fork:
+    the pid is part of the key), with ``timeout`` for connecting and for each command."""
+    key = (url, os.getpid(), timeout)
+    with _CLIENTS_LOCK:
+        if key not in _CLIENTS:
+            _CLIENTS[key] = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+        return _CLIENTS[key]

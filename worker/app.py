@@ -90,7 +90,7 @@ def _model_problems(settings: Settings) -> list[str]:
     from worker.model.serving.onnx_model import is_onnx_artifact, verify_files
 
     try:
-        model = resolve(settings).path
+        model = resolve(settings).path  # compares every file its manifest lists with its sha256
     except PermanentError as exc:
         return [str(exc)]
     if settings.model.startswith("py:"):
@@ -98,7 +98,7 @@ def _model_problems(settings: Settings) -> list[str]:
     if not is_onnx_artifact(model):
         return []  # a torch artifact or RaNER directory: checked when the child loads it
     try:
-        verify_files(model)
+        verify_files(model, hashes_checked=True)
     except ModelLoadError as exc:
         return [f"model: {exc}"]
     return []

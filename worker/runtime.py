@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
@@ -22,14 +23,10 @@ def init_child(settings: Settings) -> None:
     log.info("model %s ready in %.1f s", settings.model, time.monotonic() - t0)
 
 
+@functools.cache
 def served_hash(settings: Settings) -> str:
-    """The content hash of the model this worker serves (cached per process)."""
-    if not _SERVED:
-        _SERVED.append(resolve(settings).content_hash)
-    return _SERVED[0]
-
-
-_SERVED: list[str] = []
+    """The content hash of the model this worker serves (once per process)."""
+    return resolve(settings).content_hash
 
 
 def get_tagger(settings: Settings) -> TaggerLike:

@@ -55,10 +55,11 @@ def list_cmd(as_json: bool, settings: Settings) -> None:
     from storage.presence import live_or_none
 
     live = live_or_none(settings) or []
-    if not list_models(settings) and not live:  # raises for a missing directory, with its name
+    local = list_models(settings)  # raises for a missing directory, with its name
+    if not local and not live:
         raise click.ClickException(f"no models in {settings.models_dir} (set SHITI_MODELS_DIR, or put a model "
                                    "directory there: `shiti model quantize` and `shiti model fetch` write one)")
-    views = model_views(settings, live)
+    views = model_views(settings, live, local=local)
     if as_json:
         click.echo(json.dumps(views, ensure_ascii=False))
         return
