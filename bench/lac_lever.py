@@ -86,13 +86,67 @@ class Lac:
             out[t] = h
         return out
 
+    def _gru_batch(self, x: np.ndarray, k: int) -> np.ndarray:
+        """``_gru`` forward over a padded batch (B, T, d); positions past a text's end are junk."""
+        proj = np.ascontiguousarray((x @ self.w[f"fc_{k}.w_0"] + self.w[f"fc_{k}.b_0"]).transpose(1, 0, 2))
+        w_ur, w_c, b = self.grus[k]
+        proj[:, :, :256] += b[:256]
+        proj[:, :, 256:] += b[256:]
+        h = np.zeros((x.shape[0], 128), dtype=np.float32)
+        out = np.empty((x.shape[1], x.shape[0], 128), dtype=np.float32)
+        for t in range(x.shape[1]):
+            ur = _sigmoid(proj[t, :, :256] + h @ w_ur)
+            u, r = ur[:, :128], ur[:, 128:]
+            c = np.tanh(proj[t, :, 256:] + (r * h) @ w_c)
+            h = (1 - u) * h + u * c
+            out[t] = h
+        return out.transpose(1, 0, 2)
+
+    def tags_many(self, texts: list[str], batch: int = 256) -> list[list[int]]:
+        """``tags`` of many texts, the GRUs run over padded batches (same paths, much faster)."""
+        out: list[list[int]] = [[] for _ in texts]
+        order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: len(texts[i]))
+        for start in range(0, len(order), batch):
+            part = order[start:start + batch]
+            lens = np.array([len(texts[i]) for i in part])
+            width = int(lens.max())
+            ids = np.full((len(part), width), self.oov, dtype=np.int64)
+            for row, i in enumerate(part):
+                ids[row, :lens[row]] = [self.ids.get(self.q2b.get(c, c), self.oov) for c in texts[i]]
+            # Reverse each text within its own length, so the backward GRU starts at its last character.
+            t = np.arange(width)[None, :]
+            rev = np.where(t < lens[:, None], lens[:, None] - 1 - t, t)
+            rows = np.arange(len(part))[:, None]
+            x = self.w["word_emb"][ids]
+            for layer in range(2):
+                fwd = self._gru_batch(x, 2 * layer)
+                bwd = self._gru_batch(x[rows, rev], 2 * layer + 1)[rows, rev]
+                x = np.concatenate([fwd, bwd], axis=2)
+            em = x @ self.w["fc_4.w_0"] + self.w["fc_4.b_0"]
+            score = self.start + em[:, 0]
+            back = np.zeros((width, len(part), em.shape[2]), dtype=np.int64)
+            for step in range(1, width):
+                cand = score[:, :, None] + self.trans
+                back[step] = cand.argmax(1)
+                live = (step < lens)[:, None]
+                score = np.where(live, cand.max(1) + em[:, step], score)
+            last = (score + self.end).argmax(1)
+            for row, i in enumerate(part):
+                path = [int(last[row])]
+                for step in range(lens[row] - 1, 0, -1):
+                    path.append(int(back[step, row, path[-1]]))
+                out[i] = path[::-1]
+        return out
+
     def tags(self, text: str) -> list[int]:
         """The 49-tag Viterbi path of ``text`` (one tag per character)."""
         ids = [self.ids.get(self.q2b.get(c, c), self.oov) for c in text]
         x = self.w["word_emb"][ids]
         for layer in range(2):
             x = np.concatenate([self._gru(x, 2 * layer, False), self._gru(x, 2 * layer + 1, True)], axis=1)
-        em = x @ self.w["fc_4.w_0"] + self.w["fc_4.b_0"]
+        return self._viterbi(x @ self.w["fc_4.w_0"] + self.w["fc_4.b_0"])
+
+    def _viterbi(self, em: np.ndarray) -> list[int]:
         score = self.start + em[0]
         back = []
         for t in range(1, len(em)):

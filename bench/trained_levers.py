@@ -1,17 +1,29 @@
-"""The "lexicon" lever of the model issue in its trained form: soft-lexicon features as extra
-inputs of the BERT-CRF, learnt during fine-tuning, against the same fine-tuning without them.
+"""The trained levers of the model issue, each against the same fine-tuning without it: extra input
+features of the BERT-CRF learnt during fine-tuning (a lexicon, LAC's tags), and distillation from
+a teacher (one model, or several averaged).
 
-Features: for each character, which jieba nr/ns/nt dictionary words (two characters or more)
-cover it, as Begin / Middle / End of a PER / LOC / ORG word (9 binary features). A Linear(9, hidden)
-adds them to the word embeddings; it starts at zero, so both arms start from exactly the same
-model (``--init``, e.g. the shipped model's FP32 weights) and see the same batches in the same
-order (same seed): the only difference is the features. Each arm trains ``--steps`` steps on the
-shipped model's stage-5 mix and is scored (FP32) on the four dev splits at the end.
+Arms (``--arm``):
 
-Usage (jieba for this measurement only: ``pip install jieba==0.42.1``)::
+- ``off``: plain fine-tuning, the baseline.
+- ``lexicon``: for each character, which jieba nr/ns/nt dictionary words (two characters or more)
+  cover it, as Begin / Middle / End of a PER / LOC / ORG word (9 binary features).
+- ``lac``: LAC 2.1.2's tags of the character (``bench/lac_lever.py``): Begin / Inside of a
+  PER / LOC / ORG entity, and whether a word starts there (7 binary features).
 
-    python -W ignore bench/lexicon_train.py --init ../runs/zh2/best --steps 600 --arm off
-    python -W ignore bench/lexicon_train.py --init ../runs/zh2/best --steps 600 --arm on
+Features go through a Linear(n, hidden) added to the word embeddings; it starts at zero, so every
+arm starts from exactly the same model (``--init``, e.g. the shipped model's FP32 weights) and sees
+the same batches in the same order (same seed): the only difference is the lever. ``--teacher DIR``
+(repeatable: their emissions averaged) adds the emission-matching loss of ``shiti model train
+--teacher`` (squared difference, weight ``--distill-weight``). Each run trains ``--steps`` steps on
+the shipped model's stage-5 mix and is scored (FP32) on the four dev splits at the end.
+
+Usage (jieba for the lexicon arm only: ``pip install jieba==0.42.1``)::
+
+    python -W ignore bench/trained_levers.py --init ../runs/zh2/best --steps 600 --arm off
+    python -W ignore bench/trained_levers.py --init ../runs/zh2/best --steps 600 --arm lexicon
+    python -W ignore bench/trained_levers.py --init ../runs/zh2/best --steps 600 --arm lac
+    python -W ignore bench/trained_levers.py --init ../runs/zh2/best --steps 600 --arm off \
+        --teacher ../runs/zh1/best --teacher ../runs/zh2/best
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ import random
 import sys
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -34,7 +47,7 @@ from accuracy import DATA, dev_files  # noqa: E402
 from lexicon_prior import MAX_WORD, jieba_lexicon  # noqa: E402
 
 TYPES = ["PER", "LOC", "ORG"]
-N_FEATS = 3 * len(TYPES)  # B, M, E of each type
+N_FEATS = {"off": 0, "lexicon": 3 * len(TYPES), "lac": 2 * len(TYPES) + 1}
 RUNS = ROOT.parent / "runs"
 # The shipped model's stage-5 mix (MODEL_CARD.md): file, sampling weight.
 MIX = [(RUNS / "data" / "msra-train.txt", 1.0), (RUNS / "data" / "pd-all.txt", 0.5),
@@ -42,9 +55,9 @@ MIX = [(RUNS / "data" / "msra-train.txt", 1.0), (RUNS / "data" / "pd-all.txt", 0
        (RUNS / "data" / "cluener-train.txt", 1.5)]
 
 
-def features(text: str, lexicon: dict[str, str]) -> np.ndarray:
+def lexicon_features(text: str, lexicon: dict[str, str]) -> np.ndarray:
     """(len(text), 9) soft-lexicon features of ``text``."""
-    out = np.zeros((len(text), N_FEATS), dtype=np.float32)
+    out = np.zeros((len(text), N_FEATS["lexicon"]), dtype=np.float32)
     for start in range(len(text)):
         for end in range(start + 2, min(len(text), start + MAX_WORD) + 1):
             typ = lexicon.get(text[start:end])
@@ -57,23 +70,58 @@ def features(text: str, lexicon: dict[str, str]) -> np.ndarray:
     return out
 
 
-def make_model(init: str, lexicon_on: bool) -> Any:
+def lac_features(tags: list[int]) -> np.ndarray:
+    """(len(tags), 7) features of LAC's 49-tag path: B/I of PER/LOC/ORG (tags 16-21), word start."""
+    out = np.zeros((len(tags), N_FEATS["lac"]), dtype=np.float32)
+    for i, tag in enumerate(tags):
+        if 16 <= tag <= 21:
+            out[i, tag - 16] = 1.0
+        out[i, 6] = float(tag % 2 == 0)  # "X-B" tags are even; 48 ("O") is a one-character unit
+    return out
+
+
+def featurizer(arm: str) -> Callable[[list[str]], list[np.ndarray]]:
+    """The arm's feature extractor: texts -> one (len(text), N_FEATS[arm]) array each."""
+    if arm == "lexicon":
+        lexicon = jieba_lexicon()
+        return lambda texts: [lexicon_features(t, lexicon) for t in texts]
+    if arm == "lac":
+        from lac_lever import Lac
+
+        lac = Lac()
+        return lambda texts: [lac_features(tags) for tags in lac.tags_many(texts)]
+    return lambda texts: [np.zeros((len(t), 0), dtype=np.float32) for t in texts]
+
+
+class AveragedTeacher:
+    """Frozen teachers whose emissions are averaged (one teacher: its own)."""
+
+    def __init__(self, paths: list[str], init: str) -> None:
+        from worker.model.training.train import LABELS, _load_teacher
+
+        self.members = [_load_teacher(p, list(LABELS), Path(init)) for p in paths]
+
+    def emissions(self, ids: Any, att: Any, widx: Any) -> Any:
+        return sum(m.emissions(ids, att, widx).float() for m in self.members) / len(self.members)
+
+
+def make_model(init: str, n_feats: int) -> Any:
     import torch
     from torch import nn
 
     from worker.model.training.train import LABELS, init_model
 
     model = init_model(init, len(LABELS), None)
-    if lexicon_on:
-        model.lex = nn.Linear(N_FEATS, model.config.hidden_size)
+    if n_feats:
+        model.lex = nn.Linear(n_feats, model.config.hidden_size)
         nn.init.zeros_(model.lex.weight)
         nn.init.zeros_(model.lex.bias)
 
     def emissions(ids: torch.Tensor, att: torch.Tensor, widx: torch.Tensor, feats: torch.Tensor) -> torch.Tensor:
         embeds = model.encoder.embeddings.word_embeddings(ids)
-        if lexicon_on:
-            tok = torch.zeros(ids.shape[0], ids.shape[1], N_FEATS, dtype=feats.dtype)
-            tok.scatter_(1, widx.unsqueeze(-1).expand(-1, -1, N_FEATS), feats)
+        if n_feats:
+            tok = torch.zeros(ids.shape[0], ids.shape[1], n_feats, dtype=feats.dtype)
+            tok.scatter_(1, widx.unsqueeze(-1).expand(-1, -1, n_feats), feats)
             embeds = embeds + model.lex(tok).to(embeds.dtype)
         hidden = model.encoder(inputs_embeds=embeds, attention_mask=att,
                                token_type_ids=torch.zeros_like(ids)).last_hidden_state
@@ -84,16 +132,17 @@ def make_model(init: str, lexicon_on: bool) -> Any:
     return model
 
 
-def encode(sents: list[Any], enc: Any, lexicon: dict[str, str], max_words: int) -> list[tuple[Any, ...]]:
+def encode(sents: list[Any], enc: Any, feats: Callable[[list[str]], list[np.ndarray]],
+           max_words: int) -> list[tuple[Any, ...]]:
     from worker.model.training.train import LABELS
 
     label2id = {lab: i for i, lab in enumerate(LABELS)}
+    pieces = [(s.text[i:i + max_words], s.tags[i:i + max_words]) for s in sents
+              for i in range(0, len(s.text), max_words)]
     out = []
-    for s in sents:
-        for i in range(0, len(s.text), max_words):
-            text, tags = s.text[i:i + max_words], s.tags[i:i + max_words]
-            e = enc.encode(text)
-            out.append((e.input_ids, e.word_index, [label2id[t] for t in tags], features(text, lexicon)))
+    for (text, tags), f in zip(pieces, feats([text for text, _ in pieces])):
+        e = enc.encode(text)
+        out.append((e.input_ids, e.word_index, [label2id[t] for t in tags], f))
     return out
 
 
@@ -103,7 +152,7 @@ def collate(examples: list[tuple[Any, ...]]) -> dict[str, Any]:
     from worker.model.training.train import collate as base_collate
 
     batch = base_collate([e[:3] for e in examples])
-    feats = torch.zeros(len(examples), batch["word_index"].shape[1], N_FEATS)
+    feats = torch.zeros(len(examples), batch["word_index"].shape[1], examples[0][3].shape[1])
     for b, e in enumerate(examples):
         feats[b, :len(e[3])] = torch.from_numpy(e[3])
     batch["feats"] = feats
@@ -138,7 +187,9 @@ def dev_scores(model: Any, dev: dict[str, list[tuple[Any, ...]]]) -> dict[str, f
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--init", required=True, help="FP32 RaNER directory to continue from")
-    ap.add_argument("--arm", choices=["on", "off"], required=True, help="with or without the lexicon features")
+    ap.add_argument("--arm", choices=list(N_FEATS), required=True, help="which input features (off: none)")
+    ap.add_argument("--teacher", action="append", default=[], help="distil from this RaNER dir (repeatable: averaged)")
+    ap.add_argument("--distill-weight", type=float, default=1.0)
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--head-lr", type=float, default=3e-4)
@@ -150,17 +201,20 @@ def main() -> None:
     from worker.model.conversion.checkpoint import read_tokenizer
     from worker.model.serving.encoding import CharEncoder
     from worker.model.training.bio import read_bio
-    from worker.model.training.train import epoch_order, make_batches
+    from worker.model.training.train import distill_loss, epoch_order, make_batches
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    lexicon = jieba_lexicon()
+    feats = featurizer(args.arm)
     enc = CharEncoder(read_tokenizer(Path(args.init))[0])
-    per_file = [encode(list(read_bio(path)), enc, lexicon, 126) for path, _ in MIX]
+    t_feats = time.time()
+    per_file = [encode(list(read_bio(path)), enc, feats, 126) for path, _ in MIX]
     train_ex = [e for f in per_file for e in f]
-    dev = {f"{Path(f).parent.name}/{Path(f).name}": encode(list(read_bio(f)), enc, lexicon, 126)
+    dev = {f"{Path(f).parent.name}/{Path(f).name}": encode(list(read_bio(f)), enc, feats, 126)
            for f in dev_files(RUNS / "data")}
-    model = make_model(args.init, args.arm == "on")
+    print(f"encoded {len(train_ex):,} training pieces in {time.time() - t_feats:.0f} s", flush=True)
+    teacher = AveragedTeacher(args.teacher, args.init) if args.teacher else None
+    model = make_model(args.init, N_FEATS[args.arm])
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     opt = torch.optim.AdamW([{"params": body, "lr": args.lr}, {"params": head, "lr": args.head_lr}], weight_decay=0.01)
@@ -177,6 +231,8 @@ def main() -> None:
         with torch.autocast("cpu", dtype=torch.bfloat16):
             em = model.lex_emissions(b["input_ids"], b["attention_mask"], b["word_index"], b["feats"])
         loss = model.loss(em, b["tags"], b["word_mask"])
+        if teacher is not None:
+            loss = loss + args.distill_weight * distill_loss(teacher, em, b, bf16=True)  # type: ignore[arg-type]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -186,7 +242,7 @@ def main() -> None:
             print(f"step {step} loss {loss.item():.3f} {time.time() - t0:.0f} s", flush=True)
     scores = dev_scores(model, dev)
     macro = round(sum(scores.values()) / len(scores), 4)
-    print(json.dumps({"arm": args.arm, "steps": args.steps, "seconds": round(time.time() - t0),
+    print(json.dumps({"arm": args.arm, "teachers": args.teacher, "steps": args.steps, "seconds": round(time.time() - t0),
                       "dev_f1": scores, "dev_macro": macro}), flush=True)
 
 
