@@ -15,7 +15,8 @@ arm starts from exactly the same model (``--init``, e.g. the shipped model's FP3
 the same batches in the same order (same seed): the only difference is the lever. ``--teacher DIR``
 (repeatable: their emissions averaged) adds the emission-matching loss of ``shiti model train
 --teacher`` (squared difference, weight ``--distill-weight``). Each run trains ``--steps`` steps on
-the shipped model's stage-5 mix and is scored (FP32) on the four dev splits at the end.
+the shipped model's stage-5 mix and is scored (FP32) on the four dev splits at the end; ``--save
+DIR`` keeps an ``off`` arm's weights (e.g. a distilled student) for ``shiti model quantize``.
 
 Usage (jieba for the lexicon arm only: ``pip install jieba==0.42.1``)::
 
@@ -190,12 +191,16 @@ def main() -> None:
     ap.add_argument("--arm", choices=list(N_FEATS), required=True, help="which input features (off: none)")
     ap.add_argument("--teacher", action="append", default=[], help="distil from this RaNER dir (repeatable: averaged)")
     ap.add_argument("--distill-weight", type=float, default=1.0)
+    ap.add_argument("--save", type=Path, default=None,
+                    help="write the trained model here as a RaNER directory (arm off: the served architecture)")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--lr", type=float, default=3e-5)
     ap.add_argument("--head-lr", type=float, default=3e-4)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=13)
     args = ap.parse_args()
+    if args.save is not None and args.arm != "off":
+        ap.error("--save needs --arm off: input features are not part of the served model")
     import torch
 
     from worker.model.conversion.checkpoint import read_tokenizer
@@ -240,6 +245,11 @@ def main() -> None:
         sched.step()
         if step % 100 == 0:
             print(f"step {step} loss {loss.item():.3f} {time.time() - t0:.0f} s", flush=True)
+    if args.save is not None:
+        from worker.model.conversion.raner_dir import write_raner_dir
+        from worker.model.training.train import LABELS
+
+        write_raner_dir(model, labels=list(LABELS), vocab=Path(args.init) / "vocab.txt", out=args.save, char_mode=True)
     scores = dev_scores(model, dev)
     macro = round(sum(scores.values()) / len(scores), 4)
     print(json.dumps({"arm": args.arm, "teachers": args.teacher, "steps": args.steps, "seconds": round(time.time() - t0),
