@@ -72,22 +72,9 @@ class Lac:
         crf = self.w["crfw"]
         self.start, self.end, self.trans = crf[0], crf[1], crf[2:]
 
-    def _gru(self, x: np.ndarray, k: int, reverse: bool) -> np.ndarray:
-        proj = x @ self.w[f"fc_{k}.w_0"] + self.w[f"fc_{k}.b_0"]
-        w_ur, w_c, b = self.grus[k]
-        h = np.zeros(128, dtype=np.float32)
-        out = np.empty((len(x), 128), dtype=np.float32)
-        steps = range(len(x) - 1, -1, -1) if reverse else range(len(x))
-        for t in steps:
-            ur = _sigmoid(proj[t, :256] + h @ w_ur + b[:256])
-            u, r = ur[:128], ur[128:]
-            c = np.tanh(proj[t, 256:] + (r * h) @ w_c + b[256:])
-            h = (1 - u) * h + u * c
-            out[t] = h
-        return out
-
-    def _gru_batch(self, x: np.ndarray, k: int) -> np.ndarray:
-        """``_gru`` forward over a padded batch (B, T, d); positions past a text's end are junk."""
+    def _gru(self, x: np.ndarray, k: int) -> np.ndarray:
+        """GRU ``k`` (Paddle's cell) forward over a padded batch (B, T, d); positions past a text's
+        end are junk."""
         proj = np.ascontiguousarray((x @ self.w[f"fc_{k}.w_0"] + self.w[f"fc_{k}.b_0"]).transpose(1, 0, 2))
         w_ur, w_c, b = self.grus[k]
         proj[:, :, :256] += b[:256]
@@ -103,7 +90,8 @@ class Lac:
         return out.transpose(1, 0, 2)
 
     def tags_many(self, texts: list[str], batch: int = 256) -> list[list[int]]:
-        """``tags`` of many texts, the GRUs run over padded batches (same paths, much faster)."""
+        """The 49-tag Viterbi path of each text, the GRUs and Viterbi run over padded batches
+        (a text's path does not depend on its batch-mates)."""
         out: list[list[int]] = [[] for _ in texts]
         order = sorted((i for i, t in enumerate(texts) if t), key=lambda i: len(texts[i]))
         for start in range(0, len(order), batch):
@@ -119,8 +107,8 @@ class Lac:
             rows = np.arange(len(part))[:, None]
             x = self.w["word_emb"][ids]
             for layer in range(2):
-                fwd = self._gru_batch(x, 2 * layer)
-                bwd = self._gru_batch(x[rows, rev], 2 * layer + 1)[rows, rev]
+                fwd = self._gru(x, 2 * layer)
+                bwd = self._gru(x[rows, rev], 2 * layer + 1)[rows, rev]
                 x = np.concatenate([fwd, bwd], axis=2)
             em = x @ self.w["fc_4.w_0"] + self.w["fc_4.b_0"]
             score = self.start + em[:, 0]
@@ -140,24 +128,7 @@ class Lac:
 
     def tags(self, text: str) -> list[int]:
         """The 49-tag Viterbi path of ``text`` (one tag per character)."""
-        ids = [self.ids.get(self.q2b.get(c, c), self.oov) for c in text]
-        x = self.w["word_emb"][ids]
-        for layer in range(2):
-            x = np.concatenate([self._gru(x, 2 * layer, False), self._gru(x, 2 * layer + 1, True)], axis=1)
-        return self._viterbi(x @ self.w["fc_4.w_0"] + self.w["fc_4.b_0"])
-
-    def _viterbi(self, em: np.ndarray) -> list[int]:
-        score = self.start + em[0]
-        back = []
-        for t in range(1, len(em)):
-            cand = score[:, None] + self.trans
-            back.append(cand.argmax(0))
-            score = cand.max(0) + em[t]
-        score = score + self.end
-        path = [int(score.argmax())]
-        for ptr in reversed(back):
-            path.append(int(ptr[path[-1]]))
-        return path[::-1]
+        return self.tags_many([text])[0]
 
     def entities(self, text: str) -> list[Span]:
         """PER/LOC/ORG spans: a B tag opens one, I tags of the same type extend it."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,14 +55,19 @@ def prior(text: str, lexicon: dict[str, str], labels: list[str], alpha: float) -
     if not alpha:
         return out
     index = {lab: i for i, lab in enumerate(labels)}
+    for start, end, typ in matches(text, lexicon):
+        out[start, index[f"B-{typ}"]] += alpha
+        out[start + 1:end, index[f"I-{typ}"]] += alpha
+    return out
+
+
+def matches(text: str, lexicon: dict[str, str]) -> Iterator[tuple[int, int, str]]:
+    """``(start, end, type)`` of every dictionary word in ``text`` (overlaps included)."""
     for start in range(len(text)):
         for end in range(start + 2, min(len(text), start + MAX_WORD) + 1):
             typ = lexicon.get(text[start:end])
-            if typ is None:
-                continue
-            out[start, index[f"B-{typ}"]] += alpha
-            out[start + 1:end, index[f"I-{typ}"]] += alpha
-    return out
+            if typ is not None:
+                yield start, end, typ
 
 
 class PriorEngine:

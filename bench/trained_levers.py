@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from accuracy import DATA, dev_files  # noqa: E402
-from lexicon_prior import MAX_WORD, jieba_lexicon  # noqa: E402
+from lexicon_prior import jieba_lexicon, matches  # noqa: E402
 
 TYPES = ["PER", "LOC", "ORG"]
 N_FEATS = {"off": 0, "lexicon": 3 * len(TYPES), "lac": 2 * len(TYPES) + 1}
@@ -59,15 +59,11 @@ MIX = [(RUNS / "data" / "msra-train.txt", 1.0), (RUNS / "data" / "pd-all.txt", 0
 def lexicon_features(text: str, lexicon: dict[str, str]) -> np.ndarray:
     """(len(text), 9) soft-lexicon features of ``text``."""
     out = np.zeros((len(text), N_FEATS["lexicon"]), dtype=np.float32)
-    for start in range(len(text)):
-        for end in range(start + 2, min(len(text), start + MAX_WORD) + 1):
-            typ = lexicon.get(text[start:end])
-            if typ is None:
-                continue
-            t = TYPES.index(typ)
-            out[start, 3 * t] = 1.0
-            out[start + 1:end - 1, 3 * t + 1] = 1.0
-            out[end - 1, 3 * t + 2] = 1.0
+    for start, end, typ in matches(text, lexicon):
+        t = TYPES.index(typ)
+        out[start, 3 * t] = 1.0
+        out[start + 1:end - 1, 3 * t + 1] = 1.0
+        out[end - 1, 3 * t + 2] = 1.0
     return out
 
 
@@ -135,16 +131,12 @@ def make_model(init: str, n_feats: int) -> Any:
 
 def encode(sents: list[Any], enc: Any, feats: Callable[[list[str]], list[np.ndarray]],
            max_words: int) -> list[tuple[Any, ...]]:
-    from worker.model.training.train import LABELS
+    """``make_examples`` of the training code, each piece with its features appended."""
+    from worker.model.training.train import LABELS, _chunks, make_examples
 
-    label2id = {lab: i for i, lab in enumerate(LABELS)}
-    pieces = [(s.text[i:i + max_words], s.tags[i:i + max_words]) for s in sents
-              for i in range(0, len(s.text), max_words)]
-    out = []
-    for (text, tags), f in zip(pieces, feats([text for text, _ in pieces])):
-        e = enc.encode(text)
-        out.append((e.input_ids, e.word_index, [label2id[t] for t in tags], f))
-    return out
+    examples = make_examples(sents, enc, {lab: i for i, lab in enumerate(LABELS)}, max_words)
+    texts = [piece.text for s in sents for piece in _chunks(s, max_words)]
+    return [(*e, f) for e, f in zip(examples, feats(texts), strict=True)]
 
 
 def collate(examples: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -161,28 +153,14 @@ def collate(examples: list[tuple[Any, ...]]) -> dict[str, Any]:
 
 
 def dev_scores(model: Any, dev: dict[str, list[tuple[Any, ...]]]) -> dict[str, float]:
-    import torch
+    """FP32 exact-match F1 per dev file, by the training code's own scorer."""
+    from worker.model.training.train import LABELS, dev_f1
 
-    from worker.model.serving.spans import tags_to_spans
-    from worker.model.training.scoring import bio_spans, score
-    from worker.model.training.train import LABELS
+    def emissions(b: dict[str, Any]) -> Any:
+        return model.lex_emissions(b["input_ids"], b["attention_mask"], b["word_index"], b["feats"])
 
-    model.eval()
-    out = {}
-    with torch.inference_mode():
-        for name, examples in dev.items():
-            gold, pred = [], []
-            for start in range(0, len(examples), 64):
-                part = examples[start:start + 64]
-                b = collate(part)
-                em = model.lex_emissions(b["input_ids"], b["attention_mask"], b["word_index"], b["feats"])
-                for ex, path in zip(part, model.crf.decode(em, mask=b["word_mask"])):
-                    found = tags_to_spans([LABELS[t] for t in path], [(i, i + 1) for i in range(len(path))])
-                    pred.append({(s.start, s.end, s.label) for s in found})
-                    gold.append(bio_spans([LABELS[t] for t in ex[2]]))
-            out[name] = round(score(gold, pred)["f1"], 4)
-    model.train()
-    return out
+    return {name: round(dev_f1(model, ex, list(LABELS), 0, collate_fn=collate, emissions=emissions), 4)  # type: ignore[arg-type]
+            for name, ex in dev.items()}
 
 
 def main() -> None:

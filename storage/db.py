@@ -181,10 +181,10 @@ def _adopt_open_legacy_jobs(conn: Connection, model: str) -> None:
     # docker-compose's migrate service). Their queued documents go back to pending: their messages
     # sit in the pre-0003 queue no worker reads any more. Finished jobs keep model NULL: which
     # model tagged them was not recorded.
-    open_legacy = select(job.c.id).where(job.c.model.is_(None), job.c.status.in_(sorted(JOB_OPEN)))
-    conn.execute(update(document).where(document.c.job_id.in_(open_legacy), document.c.status == "queued")
-                 .values(status="pending"))
-    conn.execute(update(job).where(job.c.model.is_(None), job.c.status.in_(sorted(JOB_OPEN))).values(model=model))
+    open_legacy = (job.c.model.is_(None), job.c.status.in_(sorted(JOB_OPEN)))
+    conn.execute(update(document).where(document.c.job_id.in_(select(job.c.id).where(*open_legacy)),
+                                        document.c.status == "queued").values(status="pending"))
+    conn.execute(update(job).where(*open_legacy).values(model=model))
 
 
 def schema_problems(settings: Settings) -> list[str]:

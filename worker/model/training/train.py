@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -188,15 +189,22 @@ def init_model(init: str, num_labels: int, layers: int | None) -> BertCrf:
 
 
 @torch.inference_mode()
-def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tokens: int) -> float:
-    """Exact-match F1 of the model on encoded dev examples (pieces of ``max_words``)."""
+def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tokens: int, *,
+           collate_fn: Callable[[list[Example]], dict[str, torch.Tensor]] = collate,
+           emissions: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> float:
+    """Exact-match F1 of the model on encoded dev examples (pieces of ``max_words``).
+
+    ``collate_fn`` and ``emissions`` let a variant with extra inputs (``bench/trained_levers.py``)
+    be scored the same way; by default the model's own emissions of ``collate``'s batches.
+    """
     model.eval()
     gold, pred = [], []
     order = sorted(range(len(examples)), key=lambda j: len(examples[j][0]))
     for start in range(0, len(order), 64):
         part = [examples[j] for j in order[start : start + 64]]
-        batch = collate(part)
-        em = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
+        batch = collate_fn(part)
+        em = (emissions(batch) if emissions is not None
+              else model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"]))
         paths = model.crf.decode(em, mask=batch["word_mask"])
         for ex, path in zip(part, paths):
             spans = [(i, i + 1) for i in range(len(path))]
