@@ -27,10 +27,18 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from producer import api_errors, api_queries, metrics, service
+from producer import api_errors, api_queries, fields, metrics, service
 from producer.api_auth import Auth, Caller, security_headers
 from producer.api_errors import ApiError
-from producer.api_upload import BodyLimit, load_json_documents, looks_like_json_array, normalise_format, spool
+from producer.api_upload import (
+    BodyLimit,
+    load_json_documents,
+    looks_like_json_array,
+    normalise_format,
+    read_body,
+    release_memory,
+    spool,
+)
 from storage.domain import (
     DOC_TERMINAL,
     DOC_TRANSITIONS,
@@ -39,7 +47,7 @@ from storage.domain import (
     DocumentStatus,
     JobStatus,
 )
-from storage.errors import EXIT_CONFIG, JobWaitTimeout
+from storage.errors import EXIT_CONFIG, JobWaitTimeout, NotFound, PermanentError
 from storage.settings import Settings
 from storage.views import (
     DiffView,
@@ -61,6 +69,20 @@ STATIC_DIR = Path(__file__).resolve().parent / "static"
 DEFAULT_EXTRACT_TIMEOUT = 30.0
 EXTRACT_DOC_ID = "1"
 
+def _text(limit: int, pattern: str, description: str = "", nullable: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": ["string", "null"] if nullable else "string", "maxLength": limit,
+                              "pattern": pattern}
+    return schema | ({"description": description} if description else {})
+
+
+_OPTIONS = {
+    "client_token": _text(fields.MAX_CLIENT_TOKEN, fields.SINGLE_LINE_PATTERN, "idempotency key"),
+    "name": _text(fields.MAX_NAME, fields.NO_NUL_PATTERN, "job name"),
+    "model": _text(fields.MAX_MODEL, fields.SINGLE_LINE_PATTERN, "model name (`GET /models`)"),
+    "notify": _text(fields.MAX_URL, fields.SINGLE_LINE_PATTERN, "completion webhook URL"),
+    "id_field": _text(fields.MAX_FIELD_NAME, fields.SINGLE_LINE_PATTERN) | {"default": "id"},
+    "text_field": _text(fields.MAX_FIELD_NAME, fields.SINGLE_LINE_PATTERN) | {"default": "text"},
+}
 _UPLOAD_DOC = {
     "requestBody": {
         "required": True,
@@ -73,35 +95,31 @@ _UPLOAD_DOC = {
                         "file": {"type": "string", "format": "binary",
                                  "description": "corpus: .jsonl/.ndjson, .txt (one document per line), "
                                                 ".csv, or .json (an array of {id, text})"},
-                        "format": {"type": "string", "enum": ["jsonl", "text", "txt", "csv", "json"]},
-                        "name": {"type": "string"},
-                        "client_token": {"type": "string", "description": "idempotency key"},
-                        "id_field": {"type": "string", "default": "id"},
-                        "text_field": {"type": "string", "default": "text"},
+                        "format": {"type": "string", "enum": ["jsonl", "ndjson", "text", "txt", "csv", "json"]},
+                        "priority": {"type": "integer", "minimum": 1, "maximum": 100},
+                        **_OPTIONS,
                     },
                 }
             },
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"type": "array", "items": {"type": "object"}},
-                        {"type": "object", "properties": {
-                            "documents": {"type": "array", "items": {"type": "object"}},
-                            "client_token": {"type": "string"}, "name": {"type": "string"}}},
+                        {"type": "array", "items": {},
+                         "description": "documents: objects with `id` and `text`; any other item is stored "
+                                        "as a `malformed` document"},
+                        {"type": "object", "required": ["documents"], "properties": {
+                            "documents": {"type": "array", "items": {}},
+                            "priority": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+                            **{k: v | {"type": ["string", "null"]} for k, v in _OPTIONS.items()}}},
                     ]
                 },
                 "example": [{"id": "a1", "text": "张伟在北京大学读书。"}],
             },
         },
     },
-    "responses": {
-        "202": {"description": "job created: `{job_id, created, documents, rejected}`"},
-        "200": {"description": "the client token was already used: the existing job"},
-        "413": {"description": "upload larger than the configured limit"},
-        "415": {"description": "neither multipart/form-data nor application/json"},
-        "422": {"description": "unreadable corpus or bad options"},
-    },
 }
+_ONE_JOB = api_errors.responses(404)
+_TRANSITION = api_errors.responses(404, 409)
 
 
 class ExtractRequest(BaseModel):
@@ -109,25 +127,40 @@ class ExtractRequest(BaseModel):
 
     text: str = Field(..., description="the text; offsets in the answer index its code points",
                       examples=["张伟在北京大学读书，毕业后加入了阿里巴巴。"])
-    timeout: float | None = Field(None, gt=0, le=600, description="seconds to wait for a worker")
-    model: str | None = Field(None, description="model name (`GET /models`); default the server's SHITI_MODEL")
+    timeout: float | None = Field(None, ge=1, le=600, description="seconds to wait for a worker")
+    model: str | None = Field(None, max_length=fields.MAX_MODEL, pattern=fields.SINGLE_LINE_PATTERN,
+                              description="model name (`GET /models`); default the server's SHITI_MODEL")
+
+
+def _filter_query(description: str) -> Any:
+    return Query(None, max_length=fields.MAX_FILTER, pattern=fields.NO_NUL_PATTERN, description=description)
+
+
+_TOKEN = Query(None, max_length=fields.MAX_CLIENT_TOKEN, pattern=fields.SINGLE_LINE_PATTERN,
+               description="idempotency key (also the Idempotency-Key header)")
+_NAME = Query(None, max_length=fields.MAX_NAME, pattern=fields.NO_NUL_PATTERN, description="job name")
+_MODEL = Query(None, max_length=fields.MAX_MODEL, pattern=fields.SINGLE_LINE_PATTERN,
+               description="model name (`GET /models`); default the server's SHITI_MODEL")
+_NOTIFY = Query(None, max_length=fields.MAX_URL, pattern=fields.SINGLE_LINE_PATTERN,
+                description="completion webhook URL (docs/webhooks.md)")
+_CURSOR = Query(None, pattern=fields.CURSOR_PATTERN, description="`next_cursor` of the previous page")
 
 
 def _cursor(value: str | None) -> str | None:
     if value in (None, ""):
         return None
-    if not value.isdigit():
-        raise ApiError("invalid_input", f"cursor {value!r} is not one this API returned")
+    # ASCII digits only (str.isdigit() accepts "²" and other digits int() refuses), below 2^63
+    # (the largest id either database holds).
+    if not (value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63):
+        raise ApiError("invalid_input", f"cursor {value[:40]!r} is not one this API returned")
     return value
 
 
-def _state(value: str | None) -> str | None:
-    if not value:
-        return None
+def _filter(name: str, value: str | None) -> str | None:
     try:
-        return JobStatus(value).value
-    except ValueError:
-        raise ApiError("invalid_input", f"unknown state {value!r} (one of {', '.join(JobStatus)})") from None
+        return fields.filter_value(name, value or None)
+    except PermanentError as exc:
+        raise ApiError("invalid_input", str(exc)) from None
 
 
 def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_TIMEOUT) -> FastAPI:
@@ -138,6 +171,7 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         extract_timeout: seconds ``POST /extract`` waits for a worker unless the request says.
     """
     app = FastAPI(
+        responses=api_errors.COMMON_RESPONSES,
         title="shiti",
         version="0.1.0",
         description="Bulk Chinese named-entity extraction (PER/LOC/ORG). Errors are "
@@ -145,15 +179,15 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                     + ", ".join(f"`{c}` ({s})" for c, s in api_errors.CODES.items()) + ".",
     )
     app.state.settings = settings
-    api_errors.install(app)
+    headers = security_headers(app)
+    api_errors.install(app, headers)
     app.add_middleware(BodyLimit, limit=settings.max_upload_bytes)
     auth = Auth(settings)
-    headers = security_headers(app)
 
     @app.middleware("http")
     async def _security_headers(request: Request, call_next: Any) -> Any:
         response = await call_next(request)
-        for name, value in headers.items():
+        for name, value in headers(request.url.path).items():
             response.headers.setdefault(name, value)
         return response
 
@@ -166,6 +200,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
     READ, SUBMIT = need("read"), need("submit")
 
     def own(job_id: str, caller: Caller) -> None:
+        if not fields.is_job_id(job_id):  # no job has such an id: answered without a query
+            raise NotFound(f"no job {job_id[:40]!r}")
         auth.visible(caller, job_id)
 
     # ---------------------------------------------------------------- page + health
@@ -202,23 +238,22 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def prometheus(request: Request) -> PlainTextResponse:
-        """Prometheus text format: jobs by state, documents by status, docs/s, chars/s, queue depth.
-        Needs a key unless ``SHITI_METRICS_PUBLIC`` is set."""
+        """Prometheus text format: jobs by state, documents by status, docs/s, chars/s, queue depth,
+        deployment-wide: needs an admin key unless ``SHITI_METRICS_PUBLIC`` is set."""
         if not settings.metrics_public:
-            auth.caller(request, "read")  # 401/403 unless a valid key
+            auth.caller(request, "admin")  # 401/403 unless an admin key
         return PlainTextResponse(metrics.render(settings), media_type=metrics.CONTENT_TYPE)
 
     # ---------------------------------------------------------------- jobs
 
     @app.post("/jobs", status_code=202, tags=["jobs"], openapi_extra=_UPLOAD_DOC,
               responses={200: {"model": SubmitView, "description": "the job of an earlier call with this token"},
-                         202: {"model": SubmitView, "description": "a new job"}})
-    async def submit_job(request: Request, client_token: str | None = Query(None),
-                         name: str | None = Query(None), format: str | None = Query(None),
-                         model: str | None = Query(None, description="model name (`GET /models`); "
-                                                   "default the server's SHITI_MODEL"),
+                         202: {"model": SubmitView, "description": "a new job"}, **api_errors.responses(413, 415)})
+    async def submit_job(request: Request, client_token: str | None = _TOKEN,
+                         name: str | None = _NAME, format: str | None = Query(None, max_length=10),
+                         model: str | None = _MODEL,
                          priority: int | None = Query(None, ge=1, le=100, description="fair-share weight (default 1)"),
-                         notify: str | None = Query(None, description="completion webhook URL (docs/webhooks.md)"),
+                         notify: str | None = _NOTIFY,
                          caller: Caller = SUBMIT) -> JSONResponse:
         """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
 
@@ -232,22 +267,30 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                                    "name": name, "format": format, "model": model, "priority": priority,
                                    "notify": notify}
         if ctype == "multipart/form-data":
-            # The size of an upload is known only once read: refuse at once when already at the limit.
+            # The size of an upload is known only once read: refuse at once when already at the limit,
+            # then count its documents and characters as they are stored (admit).
             await run_in_threadpool(auth.check_quota, caller, 0)
             result = await _submit_upload(request, options, caller)
         elif ctype in ("application/json", "text/json") or ctype.endswith("+json"):
-            docs, body_options = load_json_documents(await request.body())
-            _merge(options, body_options)
-            await run_in_threadpool(auth.check_quota, caller, len(docs))
-            job = await run_in_threadpool(_job_options, options)
-            result = await run_in_threadpool(
-                service.submit_corpus, settings, docs, client_token=options["client_token"],
-                name=options["name"] or "api upload", owner=caller.owner, options=job, **_fields(options))
+            raw = await read_body(request, limit=settings.max_json_bytes)
+            try:
+                docs, body_options = await run_in_threadpool(load_json_documents, raw)
+                del raw
+                _merge(options, body_options)
+                await run_in_threadpool(auth.check_quota, caller, len(docs))
+                job = await run_in_threadpool(_job_options, options)
+                result = await run_in_threadpool(
+                    service.submit_corpus, settings, docs, client_token=options["client_token"],
+                    name=options["name"] or "api upload", owner=caller.owner, options=job,
+                    max_doc_chars=settings.max_api_doc_chars, admit=auth.admit(caller), **_fields(options))
+            finally:
+                docs = []
+                await run_in_threadpool(release_memory)
         else:
             raise ApiError("unsupported_media_type",
                            "send multipart/form-data with a 'file' field, or application/json")
         body: SubmitView = {"job_id": result.job_id, "created": result.created, "documents": result.documents,
-                            "rejected": result.rejected}
+                            "rejected": result.rejected, "lines": result.lines}
         return JSONResponse(body, status_code=202 if result.created else 200,
                             headers={"Location": f"/jobs/{result.job_id}"})
 
@@ -271,8 +314,14 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
                 source, _ = await run_in_threadpool(load_json_documents, path)
                 fmt = None
             return await run_in_threadpool(service.submit_corpus, settings, source, fmt=fmt,
-                                           client_token=options["client_token"], name=name,
-                                           owner=caller.owner, options=job, **_fields(options))
+                                           client_token=options["client_token"], name=fields.safe_name(name)
+                                           if not options["name"] else name, owner=caller.owner, options=job,
+                                           max_doc_chars=settings.max_api_doc_chars, admit=auth.admit(caller),
+                                           **_fields(options))
+        except PermanentError as exc:
+            # A reader names the file it read: the client knows its upload by its own name, and the
+            # server's spool directory is none of its business.
+            raise PermanentError(str(exc).replace(str(path), upload.filename or "the upload")) from None
         finally:
             path.unlink(missing_ok=True)
 
@@ -285,21 +334,23 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         return service.job_options(settings, model=options.get("model") or None, priority=priority,
                                    notify_url=options.get("notify") or None)
 
-    @app.post("/jobs/{job_id}/rerun", status_code=202, tags=["jobs"])
-    def rerun_job(job_id: str, model: str | None = Query(None, description="model name; default SHITI_MODEL"),
-                  priority: int = Query(1, ge=1, le=100), notify: str | None = Query(None),
-                  name: str | None = Query(None), caller: Caller = SUBMIT) -> JSONResponse:
+    @app.post("/jobs/{job_id}/rerun", responses=_ONE_JOB, status_code=202, tags=["jobs"])
+    def rerun_job(job_id: str, model: str | None = _MODEL,
+                  priority: int = Query(1, ge=1, le=100), notify: str | None = _NOTIFY,
+                  name: str | None = _NAME, caller: Caller = SUBMIT) -> JSONResponse:
         """A new job over this job's stored documents (nothing re-uploaded), tagged by `model`;
         compare the two with `GET /jobs/{job_id}/diff/{other_id}`."""
         own(job_id, caller)
         job = _job_options({"model": model, "priority": priority, "notify": notify})
-        auth.check_quota(caller, service.job_status(settings, job_id)["total"])  # a rerun queues them all again
+        fields.NAME.check(name)
+        source = service.job_status(settings, job_id)
+        auth.check_quota(caller, source["total"], source["chars_total"])  # a rerun queues them all again
         result = service.rerun_job(settings, job_id, options=job, owner=caller.owner, name=name)
         body: SubmitView = {"job_id": result.job_id, "created": True, "documents": result.documents,
-                            "rejected": result.rejected}
+                            "rejected": result.rejected, "lines": result.documents}
         return JSONResponse(body, status_code=202, headers={"Location": f"/jobs/{result.job_id}"})
 
-    @app.get("/jobs/{job_id}/diff/{other_id}", tags=["entities"])
+    @app.get("/jobs/{job_id}/diff/{other_id}", responses=_ONE_JOB, tags=["entities"])
     def diff_jobs(job_id: str, other_id: str, limit: int = Query(100, ge=0, le=10000),
                   caller: Caller = READ) -> DiffView:
         """Entities only in `job_id` (A), only in `other_id` (B), and whose type changed, with
@@ -315,14 +366,14 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         return service.list_model_views(settings)
 
     @app.get("/jobs", tags=["jobs"])
-    def list_jobs(state: str | None = Query(None, description="filter by job state"),
-                  limit: int = Query(50, ge=1, le=500), cursor: str | None = Query(None),
+    def list_jobs(state: JobStatus | None = Query(None, description="filter by job state"),
+                  limit: int = Query(50, ge=1, le=500), cursor: str | None = _CURSOR,
                   caller: Caller = READ) -> JobPage:
         """Jobs, newest first, one page at a time (pass `next_cursor` back as `cursor`): the key's
         own jobs (all of them for an admin key).
 
         Jobs still running carry the live fields of `GET /jobs/{id}` (rates, ETA)."""
-        page = service.list_jobs(settings, state=_state(state), limit=limit, cursor=_cursor(cursor),
+        page = service.list_jobs(settings, state=state.value if state else None, limit=limit, cursor=_cursor(cursor),
                                  owner=None if caller.sees_all else caller.owner)
         page["items"] = [_live(item) for item in page["items"]]
         return page
@@ -335,25 +386,25 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         except service.NotFound:  # deleted between the two reads
             return item
 
-    @app.get("/jobs/{job_id}", tags=["jobs"])
+    @app.get("/jobs/{job_id}", responses=_ONE_JOB, tags=["jobs"])
     def get_job(job_id: str, caller: Caller = READ) -> JobProgress:
         """Progress of one job (the same fields as `shiti status --json`)."""
         own(job_id, caller)
         return service.job_status(settings, job_id)
 
-    @app.post("/jobs/{job_id}/cancel", tags=["jobs"])
+    @app.post("/jobs/{job_id}/cancel", responses=_TRANSITION, tags=["jobs"])
     def cancel_job(job_id: str, caller: Caller = SUBMIT) -> JobProgress:
         """Cancel: documents not yet claimed are skipped; 409 when the job already finished."""
         own(job_id, caller)
         return service.cancel_job(settings, job_id)
 
-    @app.post("/jobs/{job_id}/retry", tags=["jobs"])
+    @app.post("/jobs/{job_id}/retry", responses=_TRANSITION, tags=["jobs"])
     def retry_job(job_id: str, caller: Caller = SUBMIT) -> RetryResult:
         """Re-queue the job's failed documents (not those rejected as bad input)."""
         own(job_id, caller)
         return service.retry_failed(settings, job_id)
 
-    @app.get("/jobs/{job_id}/throughput", tags=["jobs"])
+    @app.get("/jobs/{job_id}/throughput", responses=_ONE_JOB, tags=["jobs"])
     def throughput(job_id: str, buckets: int = Query(40, ge=2, le=500), caller: Caller = READ) -> dict[str, Any]:
         """Completed documents and characters per second over the job's running time."""
         own(job_id, caller)
@@ -361,33 +412,35 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
 
     # ---------------------------------------------------------------- entities & documents
 
-    @app.get("/jobs/{job_id}/entities", tags=["entities"])
+    @app.get("/jobs/{job_id}/entities", responses=_ONE_JOB, tags=["entities"])
     def entities(job_id: str,
-                 type: str | None = Query(None, description="entity label, e.g. PER, LOC, ORG"),
-                 text: str | None = Query(None, description="exact entity text"),
-                 doc: str | None = Query(None, description="document id"),
-                 cursor: str | None = Query(None), limit: int = Query(100, ge=1, le=1000),
+                 type: str | None = _filter_query("entity label, e.g. PER, LOC, ORG"),
+                 text: str | None = _filter_query("exact entity text"),
+                 doc: str | None = _filter_query("document id"),
+                 cursor: str | None = _CURSOR, limit: int = Query(100, ge=1, le=1000),
                  caller: Caller = READ) -> EntityPage:
         """Entities of a job in a stable order (keyset pagination: pass `next_cursor` back)."""
         own(job_id, caller)
-        return service.find_entities(settings, job_id, label=type or None, text=text or None,
-                                     doc=doc or None, cursor=_cursor(cursor), limit=limit)
+        return service.find_entities(settings, job_id, label=_filter("type", type), text=_filter("text", text),
+                                     doc=_filter("doc", doc), cursor=_cursor(cursor), limit=limit)
 
-    @app.get("/jobs/{job_id}/entities/top", tags=["entities"])
-    def top(job_id: str, type: str | None = Query(None), limit: int = Query(20, ge=1, le=500),
+    @app.get("/jobs/{job_id}/entities/top", responses=_ONE_JOB, tags=["entities"])
+    def top(job_id: str, type: str | None = _filter_query("entity label"), limit: int = Query(20, ge=1, le=500),
             caller: Caller = READ) -> TopEntities:
         """Most frequent entity strings, `limit` per label, most frequent first."""
         own(job_id, caller)
-        items = service.top_entities(settings, job_id, label=type or None, limit=limit)
+        items = service.top_entities(settings, job_id, label=_filter("type", type), limit=limit)
         return {"items": sorted(items, key=lambda e: (-e["count"], e["label"], e["text"]))}
 
-    @app.get("/jobs/{job_id}/documents/{doc_id:path}", tags=["entities"])
+    @app.get("/jobs/{job_id}/documents/{doc_id:path}", responses=_ONE_JOB, tags=["entities"])
     def document(job_id: str, doc_id: str, caller: Caller = READ) -> DocumentView:
         """One document: its stored text, state and entities (end-exclusive code-point offsets)."""
         own(job_id, caller)
+        if fields.DOC_ID.problem(doc_id) is not None:  # no stored document has such an id
+            raise NotFound(f"no document {doc_id[:40]!r} in job {job_id}")
         return service.get_document(settings, job_id, doc_id)
 
-    @app.get("/jobs/{job_id}/export", tags=["entities"], response_class=StreamingResponse)
+    @app.get("/jobs/{job_id}/export", responses=_ONE_JOB, tags=["entities"], response_class=StreamingResponse)
     def export(job_id: str, caller: Caller = READ) -> StreamingResponse:
         """Every document's entities as JSON Lines, streamed (one record per document)."""
         own(job_id, caller)
@@ -402,14 +455,15 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
 
     # ---------------------------------------------------------------- one sentence
 
-    @app.post("/extract", tags=["entities"], responses={504: {"description": "no worker answered in time"}})
+    @app.post("/extract", tags=["entities"], responses=api_errors.responses(504))
     async def extract(body: ExtractRequest, caller: Caller = SUBMIT) -> ExtractResult:
         """Tag one text: it becomes a one-document job, answered when a worker has done it."""
-        await run_in_threadpool(auth.check_quota, caller, 1)
+        await run_in_threadpool(auth.check_quota, caller, 1, len(body.text))
         job = await run_in_threadpool(_job_options, {"model": body.model})
         result = await run_in_threadpool(service.submit_corpus, settings,
                                          [{"id": EXTRACT_DOC_ID, "text": body.text}],
-                                         name=_extract_name(body.text), owner=caller.owner, options=job)
+                                         name=_extract_name(body.text), owner=caller.owner, options=job,
+                                         max_doc_chars=settings.max_api_doc_chars)
         timeout = body.timeout or extract_timeout
         try:
             # A thread of the pool waits (at most `timeout`); polls start at 20 ms and back off.
@@ -431,12 +485,12 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
 
 def _extract_name(text: str) -> str:
     snippet = " ".join(text.split())
-    return "extract: " + (snippet[:24] + "…" if len(snippet) > 24 else snippet)
+    return fields.safe_name("extract: " + (snippet[:24] + "…" if len(snippet) > 24 else snippet)) or "extract"
 
 
 def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:
     for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify"):
-        if extra.get(key):
+        if extra.get(key) not in (None, ""):  # a priority of 0 is a (bad) value, not an absent one
             options[key] = extra[key]
 
 

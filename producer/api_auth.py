@@ -15,19 +15,22 @@ import hashlib
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 
 from producer.api_errors import ApiError
+from producer.service import Refused
 from storage import keys as api_keys
 from storage import queries
 from storage.db import get_database
 from storage.errors import NotFound
 from storage.settings import Settings
 
-_BEARER = re.compile(r"^Bearer ([A-Za-z0-9._~+/=-]{8,200})$")
+# The scheme is case-insensitive (RFC 7235 §2.1); the key itself is not.
+_BEARER = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9._~+/=-]{8,200})$")
 # Keys created while an open API runs take effect within this many seconds.
 OPEN_RECHECK_S = 2.0
 
@@ -103,16 +106,34 @@ class Auth:
         if not caller.sees_all and owner != caller.owner:
             raise NotFound(f"no job {job_id}")
 
-    def check_quota(self, caller: Caller, incoming: int) -> None:
-        """429 when ``caller`` would exceed ``max_queued_per_key`` unfinished documents."""
-        limit = self.settings.max_queued_per_key
-        if not limit or caller.owner is None:
-            return
-        queued = queries.unfinished_documents(get_database(self.settings), caller.owner)
-        if queued >= limit or queued + incoming > limit:
-            raise ApiError("too_many_requests",
-                           f"key {caller.owner!r} has {queued:,} unfinished documents; the limit is {limit:,} "
-                           f"(this submit adds {incoming:,}): retry when some are done")
+    def check_quota(self, caller: Caller, incoming: int, chars: int = 0) -> None:
+        """429 when ``caller`` would exceed ``max_queued_per_key`` unfinished documents or
+        ``max_queued_chars_per_key`` unfinished characters with ``incoming`` more."""
+        admit = self.admit(caller)
+        if admit is not None:
+            admit(incoming, chars)
+
+    def admit(self, caller: Caller) -> Callable[[int, int], None] | None:
+        """A check of the key's limits for an upload counted while it is ingested (its
+        documents and characters so far), or None when no limit applies: raises
+        ``service.Refused`` wrapping the 429 once the upload would pass a limit."""
+        docs_limit, chars_limit = self.settings.max_queued_per_key, self.settings.max_queued_chars_per_key
+        if not (docs_limit or chars_limit) or caller.owner is None:
+            return None
+        owner = caller.owner
+        queued, queued_chars = queries.unfinished(get_database(self.settings), owner)
+
+        def check(incoming: int, chars: int) -> None:
+            if docs_limit and (queued >= docs_limit or queued + incoming > docs_limit):
+                raise Refused(ApiError(
+                    "too_many_requests", f"key {owner!r} has {queued:,} unfinished documents; the limit is "
+                    f"{docs_limit:,} (this submit adds {incoming:,} or more): retry when some are done"))
+            if chars_limit and queued_chars + chars > chars_limit:
+                raise Refused(ApiError(
+                    "too_many_requests", f"key {owner!r} has {queued_chars:,} unfinished characters; the limit "
+                    f"is {chars_limit:,} (this submit adds {chars:,} or more): retry when some are done"))
+
+        return check
 
 
 def _swagger_script_hash(app: FastAPI) -> str:
@@ -127,11 +148,24 @@ def _swagger_script_hash(app: FastAPI) -> str:
     return " ".join(f"'sha256-{d}'" for d in digests)
 
 
-def security_headers(app: FastAPI) -> dict[str, str]:
-    """Headers every response of ``app`` carries."""
-    csp = ("default-src 'self'; script-src 'self' https://cdn.jsdelivr.net " + _swagger_script_hash(app)
-           + "; style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: "
-           "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-           "form-action 'self'; object-src 'none'")
-    return {"Content-Security-Policy": csp, "X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
-            "Referrer-Policy": "no-referrer"}
+#: Paths of FastAPI's interactive docs: their Swagger UI loads its script and styles from the
+#: jsDelivr CDN, so only their pages allow it; every other response allows 'self' alone.
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+def security_headers(app: FastAPI) -> Callable[[str], dict[str, str]]:
+    """The headers every response of ``app`` carries, by request path."""
+    common = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"}
+    tail = ("; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'; "
+            "object-src 'none'")
+    page = {"Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                       "img-src 'self' data:" + tail, **common}
+    docs = {"Content-Security-Policy": "default-src 'self'; script-src 'self' https://cdn.jsdelivr.net "
+                                       + _swagger_script_hash(app) + "; style-src 'self' 'unsafe-inline' "
+                                       "https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com"
+                                       + tail, **common}
+
+    def for_path(path: str) -> dict[str, str]:
+        return docs if path.startswith(DOCS_PATHS) else page
+
+    return for_path

@@ -7,15 +7,17 @@ can open by path (the suffix is kept, because readers detect the format from it)
 
 from __future__ import annotations
 
-import json
+import ctypes
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from producer.api_errors import ApiError, error_response
+from producer.corpus import JsonProblem, parse_json
 
 CHUNK = 1 << 20
 #: Upload formats the API accepts (``txt`` is an alias of the readers' ``text``).
@@ -39,7 +41,7 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or []).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > self.limit:
             await error_response("payload_too_large", self._message())(scope, receive, send)
             return
         seen = 0
@@ -102,10 +104,33 @@ def looks_like_json_array(path: Path) -> bool:
     return head.startswith(b"[")
 
 
+async def read_body(request: Request, *, limit: int) -> bytes:
+    """The request body, read as it streams in and refused (413) as soon as it passes ``limit``
+    bytes, so an oversized JSON body is never held whole."""
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
+        raise ApiError("payload_too_large", _json_limit_message(limit))
+    parts: list[bytes] = []
+    seen = 0
+    async for part in request.stream():
+        seen += len(part)
+        if seen > limit:
+            raise ApiError("payload_too_large", _json_limit_message(limit))
+        parts.append(part)
+    return b"".join(parts)
+
+
+def _json_limit_message(limit: int) -> str:
+    return (f"a JSON body is limited to {limit:,} bytes (SHITI_MAX_JSON_BYTES): send a larger corpus "
+            "as a multipart file upload, which is streamed to disk")
+
+
 def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Parse a JSON array of document objects, or ``{"documents": [...], <options>}``.
 
-    The array is parsed whole; its size is bounded by the upload limit.
+    The array is parsed whole (call it in a worker thread, never on the event loop); its size is
+    bounded by ``max_json_bytes`` (a body) or the upload limit (a ``.json`` file). Items that are
+    not objects stay in the list: they become ``malformed`` documents, like such a JSONL line.
 
     Returns:
         ``(documents, options)``; options are the other keys of the object form
@@ -113,22 +138,31 @@ def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[s
         ``notify``), empty for a bare array.
 
     Raises:
-        ApiError: ``invalid_input`` when it is not a JSON array of objects.
+        ApiError: ``invalid_input`` when it is not JSON (deep nesting and huge numbers included),
+            not a list of documents, or an option is not a string.
     """
-    try:
-        data = json.loads(raw.read_bytes() if isinstance(raw, Path) else raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError("invalid_input", f"body is not valid JSON: {exc}") from None
+    data = parse_json(raw.read_bytes() if isinstance(raw, Path) else raw)
+    if isinstance(data, JsonProblem):
+        raise ApiError("invalid_input", f"body is not valid JSON: {data.message}")
     options: dict[str, Any] = {}
     if isinstance(data, dict):
         options = {k: v for k, v in data.items() if k != "documents"}
         data = data.get("documents")
     if not isinstance(data, list):
         raise ApiError("invalid_input", 'expected a JSON list of documents, or {"documents": [...]}')
-    for i, item in enumerate(data):
-        if not isinstance(item, dict):
-            raise ApiError("invalid_input", f"document {i} is not an object with 'id' and 'text'")
     for key, value in options.items():
-        if value is not None and not isinstance(value, str) and not (key == "priority" and type(value) is int):
-            raise ApiError("invalid_input", f"option {key!r} must be a string")
+        if key == "priority":
+            if value is not None and type(value) is not int:
+                raise ApiError("invalid_input", f"priority must be an integer from 1 to 100, not {str(value)[:40]!r}")
+        elif value is not None and not isinstance(value, str):
+            raise ApiError("invalid_input", f"option {str(key)[:100]!r} must be a string")
     return data, options
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the operating system after a large parse (glibc keeps it
+    otherwise, and a server that parsed one big body would stay that big)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass

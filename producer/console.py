@@ -44,6 +44,8 @@ def print_status(status: JobProgress) -> None:
     ]
     if s["workers"] is not None and s["state"] in ("submitted", "running", "cancelling"):
         lines.append(f"workers    {s['workers']} live" + (f"; waiting for {s['waiting_for']}" if s["waiting_for"] else ""))
+    if s.get("error"):
+        lines.append(f"error      {s['error']}")
     if s["notify"]:
         n = s["notify"]
         lines.append(f"webhook    {n['url']}  {n['state']}, {n['attempts']} attempts"

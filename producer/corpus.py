@@ -77,17 +77,47 @@ def read_dicts(items: Iterable[Mapping[str, Any]], *, id_field: str = "id",
         yield _from_mapping(item, n, id_field=id_field, text_field=text_field)
 
 
+@dataclass(frozen=True, slots=True)
+class JsonProblem:
+    """Why a JSON text could not be parsed."""
+
+    message: str
+
+
+def parse_json(text: str | bytes) -> Any:
+    """``json.loads`` that never raises: invalid JSON, nesting deeper than the parser's recursion
+    limit and integers too long to convert all come back as a :class:`JsonProblem`."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        return JsonProblem(f"invalid JSON: {exc.msg} at character {exc.pos}")
+    except RecursionError:
+        return JsonProblem("invalid JSON: nested too deeply")
+    except (ValueError, UnicodeDecodeError) as exc:  # e.g. an integer past sys.get_int_max_str_digits()
+        return JsonProblem(f"invalid JSON: {exc}"[:200])
+
+
 def _from_mapping(item: Any, n: int, *, id_field: str, text_field: str) -> Record:
     if not isinstance(item, Mapping):
         return Record(f"line:{n}", n, failure=rejected(Reason.MALFORMED, f"line {n}: not a JSON object"))
     raw_id = item.get(id_field)
-    ext_id = str(raw_id) if raw_id is not None and raw_id != "" else f"line:{n}"
+    if raw_id is not None and not isinstance(raw_id, (str, int, float, bool)):
+        # An id must be a scalar: str() of a nested value is not an id anyone would query by.
+        return Record(f"line:{n}", n, failure=rejected(Reason.MALFORMED, f"line {n}: {id_field!r} is not a string or number"))
+    ext_id = _id_text(raw_id) if raw_id is not None and raw_id != "" else f"line:{n}"
     text = item.get(text_field)
     if text is None:
         return Record(ext_id, n, failure=rejected(Reason.MISSING_FIELD, f"line {n}: no {text_field!r} field"))
     if not isinstance(text, str):
         return Record(ext_id, n, failure=rejected(Reason.MALFORMED, f"line {n}: {text_field!r} is not a string"))
     return Record(ext_id, n, text=text)
+
+
+def _id_text(raw: str | int | float | bool) -> str:
+    try:
+        return str(raw)
+    except ValueError:  # an int with more digits than sys.get_int_max_str_digits() converts
+        return "\x00"  # not storable: the document becomes a bad_id row
 
 
 def read_jsonl(path: Path, *, id_field: str = "id", text_field: str = "text") -> Iterator[Record]:
@@ -100,10 +130,9 @@ def read_jsonl(path: Path, *, id_field: str = "id", text_field: str = "text") ->
             if isinstance(decoded, Checked):
                 yield Record(f"line:{n}", n, failure=_with_line(decoded, n))
                 continue
-            try:
-                item = json.loads(decoded)
-            except json.JSONDecodeError as exc:
-                yield Record(f"line:{n}", n, failure=rejected(Reason.MALFORMED, f"line {n}: invalid JSON: {exc.msg}"))
+            item = parse_json(decoded)
+            if isinstance(item, JsonProblem):
+                yield Record(f"line:{n}", n, failure=rejected(Reason.MALFORMED, f"line {n}: {item.message}"))
                 continue
             yield _from_mapping(item, n, id_field=id_field, text_field=text_field)
 
@@ -138,7 +167,11 @@ def read_folder(root: Path, *, max_chars: int = 5_000_000) -> Iterator[Record]:
         if size > 4 * max_chars:  # UTF-8 is at most 4 bytes per character
             yield Record(ext_id, n, failure=rejected(Reason.TOO_LARGE, f"{size} bytes > 4 × {max_chars} characters"))
             continue
-        raw = path.read_bytes()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            yield Record(ext_id, n, failure=rejected(Reason.MALFORMED, f"cannot read the file: {exc.strerror}"))
+            continue
         if b"\x00" in raw[:_BINARY_SNIFF]:
             yield Record(ext_id, n, failure=rejected(Reason.BINARY, "binary file (NUL bytes)"))
             continue
@@ -158,14 +191,29 @@ def read_csv(path: Path, *, id_field: str = "id", text_field: str = "text") -> I
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     fh = io.TextIOWrapper(path.open("rb"), encoding="utf-8-sig", errors="surrogateescape", newline="")
     reader = csv.DictReader(fh)
-    header = reader.fieldnames or []
+    try:
+        header = list(reader.fieldnames or [])
+    except csv.Error as exc:
+        fh.close()
+        raise PermanentError(f"{path}: unreadable CSV header: {exc}") from None
     if text_field not in header:
         fh.close()
-        raise PermanentError(f"{path}: CSV header {header} has no {text_field!r} column")
+        shown = repr(header) if len(repr(header)) <= 300 else repr(header)[:300] + "…"
+        raise PermanentError(f"{path}: CSV header {shown} has no {text_field!r} column")
 
     def rows() -> Iterator[Record]:
         with fh:
-            for n, row in enumerate(reader, start=1):
+            n = 0
+            while True:
+                n += 1
+                try:
+                    row = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:  # a broken quote, a field past the size limit
+                    line = reader.line_num
+                    yield Record(f"row:{n}", line, failure=rejected(Reason.MALFORMED, f"line {line}: {exc}"))
+                    continue
                 line = reader.line_num
                 raw_id = row.get(id_field)
                 ext_id = raw_id if raw_id else f"row:{n}"

@@ -14,12 +14,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from producer.corpus import read_corpus
-from producer.validation import check_text
+from producer import fields
+from producer.corpus import Record, read_corpus
+from producer.validation import check_text, rejected
 from storage import diff, queries, repo
 from storage.db import get_database
 from storage.dispatch import dispatch
-from storage.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus
+from storage.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus, Reason
 from storage.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
 from storage.models import UnknownModel, default_name, known_names, model_views, resolve
 from storage.presence import live_or_none
@@ -44,13 +45,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SubmitResult:
-    """``documents``: stored in the job; ``rejected``: of those, failed at ingest (bad input)."""
+    """``documents``: stored in the job; ``rejected``: of those, failed at ingest (bad input,
+    duplicate or unstorable ids)."""
 
     job_id: str
     created: bool
     documents: int
     rejected: int
     dispatched: bool = True
+    lines: int = 0  # records this call read (each has a row: stored or rejected)
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,8 @@ def job_options(settings: Settings, *, model: str | None = None, priority: int =
     """
     if not isinstance(priority, int) or not 1 <= priority <= MAX_PRIORITY:
         raise PermanentError(f"priority must be an integer from 1 to {MAX_PRIORITY}, not {priority!r}")
-    name, digest = choose_model(settings, model)
-    url = notify_url if notify_url is not None else settings.notify_url
+    name, digest = choose_model(settings, fields.MODEL.check(model))
+    url = fields.NOTIFY_URL.check(notify_url) if notify_url is not None else settings.notify_url
     if url:
         check_url(url, allow_private=settings.webhook_allow_private)
     return JobOptions(name, digest, priority, url or None)
@@ -110,51 +113,112 @@ def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]
         raise UnknownModel(f"unknown model {wanted!r}; known: {', '.join(names)}") from None
 
 
+#: Called while ingesting with the documents and characters read so far; raises to refuse the
+#: upload (a quota): the job and everything stored of it are deleted, and the error propagates.
+Admit = Callable[[int, int], None]
+
+
+class Refused(ShitiError):
+    """Raised by an :data:`Admit` check to stop an upload part-way; ``error`` is what the caller
+    answers (e.g. the API's 429)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str, Any]], *,
                   fmt: str | None = None, client_token: str | None = None, id_field: str = "id",
                   text_field: str = "text", name: str | None = None, owner: str | None = None,
-                  options: JobOptions | None = None) -> SubmitResult:
+                  options: JobOptions | None = None, max_doc_chars: int | None = None,
+                  admit: Admit | None = None) -> SubmitResult:
     """Validate and store a corpus as a new job, then enqueue its first batches.
 
-    Streaming: documents are inserted ``settings.ingest_chunk`` at a time. With a
-    ``client_token`` already used, the same job is returned and re-reading the source adds
-    no duplicates (``UNIQUE(job_id, ext_id)``), which also completes an interrupted submit.
+    Streaming: documents are inserted ``settings.ingest_chunk`` at a time. Every record read
+    gets a row: a bad text, a bad document id (``bad_id``) or a second copy of an id
+    (``duplicate_id``) is a ``failed`` row with its reason. With a ``client_token`` already
+    used, the same job is returned; if its ingest never finished (or failed), re-reading the
+    source completes it without duplicates. An ingest that fails part-way (a database error, an
+    interrupt) leaves the job ``failed`` with the reason and the count stored
+    (``repo.fail_ingest``), never a job that waits for ever.
 
     Args:
         owner: the API key name submitting (its client tokens are its own); None from the CLI.
         options: model, priority, webhook (:func:`job_options`; default the default model).
+        max_doc_chars: the longest document accepted (default ``settings.max_chars``).
+        admit: checked after every record with the documents and characters read so far; a
+            :class:`Refused` it raises deletes the job (nothing stored) and propagates.
 
     Raises:
         PermanentError: unreadable source (missing path, unknown format, CSV without the column),
-            or bad options (:func:`job_options`); nothing is stored then.
+            a bad name, client token or field name, or bad options; nothing is stored then.
+        Refused: ``admit`` refused the upload; nothing is stored.
     """
     options = options or job_options(settings)
-    db = get_database(settings)
-    records = read_corpus(source, fmt=fmt, id_field=id_field, text_field=text_field,
-                          max_chars=settings.max_chars)
     if name is None and isinstance(source, (str, Path)):
-        name = Path(source).name
+        name = fields.safe_name(Path(source).name)
+    fields.NAME.check(name)
+    fields.CLIENT_TOKEN.check(client_token)
+    fields.FIELD_NAME.check(id_field)
+    fields.FIELD_NAME.check(text_field)
+    limit = min(settings.max_chars, max_doc_chars or settings.max_chars)
+    db = get_database(settings)
+    records = read_corpus(source, fmt=fmt, id_field=id_field, text_field=text_field, max_chars=limit)
     job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner,
                                       model=options.model, model_hash=options.model_hash,
                                       priority=options.priority, notify_url=options.notify_url)
+    if not created and queries.get_job(db, job_id)["sealed"]:
+        return _submitted(db, job_id, created=False, lines=0)  # every document of it is stored already
+    lines = chars = 0
     chunk: list[dict[str, Any]] = []
-    for rec in records:
-        checked = rec.failure if rec.failure is not None else check_text(rec.text or "", max_chars=settings.max_chars)
-        chunk.append({"ext_id": rec.ext_id, "line": rec.line, "text": checked.text,
-                      "n_chars": len(checked.text), "status": checked.status,
-                      "reason": checked.reason, "error": checked.error})
-        if len(chunk) >= settings.ingest_chunk:
-            repo.insert_documents(db, job_id, chunk)
-            chunk = []
-    repo.insert_documents(db, job_id, chunk)
-    return _seal_and_dispatch(settings, job_id, created)
+    try:
+        for rec in records:
+            row = document_row(rec, max_chars=limit)
+            lines += 1
+            chars += row["n_chars"]
+            if admit is not None and created:
+                admit(lines, chars)
+            chunk.append(row)
+            if len(chunk) >= settings.ingest_chunk:
+                repo.insert_documents(db, job_id, chunk)
+                chunk = []
+        repo.insert_documents(db, job_id, chunk)
+    except Refused:
+        repo.discard_job(db, job_id)
+        raise
+    except BaseException as exc:  # an interrupt too: the job must not wait for ever
+        _fail_ingest(db, job_id, exc)
+        raise
+    return _seal_and_dispatch(settings, job_id, created, lines=lines)
 
 
-def _seal_and_dispatch(settings: Settings, job_id: str, created: bool) -> SubmitResult:
+def document_row(rec: Record, *, max_chars: int) -> dict[str, Any]:
+    """The document row of one record read: its text checked (``check_text``) and its id
+    checked (``fields.DOC_ID``); a record whose id cannot be stored is kept as a ``failed`` /
+    ``bad_id`` row under ``line:N``."""
+    checked = rec.failure if rec.failure is not None else check_text(rec.text or "", max_chars=max_chars)
+    ext_id = rec.ext_id
+    problem = fields.DOC_ID.problem(ext_id)
+    if problem is not None:
+        ext_id = f"line:{rec.line}"
+        if checked.status != DocumentStatus.FAILED:
+            checked = rejected(Reason.BAD_ID, f"line {rec.line}: {problem}")
+    return {"ext_id": ext_id, "line": rec.line, "text": checked.text, "n_chars": len(checked.text),
+            "status": checked.status, "reason": checked.reason, "error": checked.error}
+
+
+def _fail_ingest(db: Any, job_id: str, exc: BaseException) -> None:
+    why = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"{type(exc).__name__}: {exc}"[:500]
+    log.error("ingest of job %s failed: %s", job_id, why, exc_info=not isinstance(exc, KeyboardInterrupt))
+    try:
+        repo.fail_ingest(db, job_id, why)
+    except Exception:  # the database is away too: the reconciler fails it once its ingest is stale
+        log.exception("could not mark job %s failed; the reconciler will", job_id)
+
+
+def _seal_and_dispatch(settings: Settings, job_id: str, created: bool, *, lines: int = 0) -> SubmitResult:
     db = get_database(settings)
     repo.seal_job(db, job_id)
-    counts = queries.count_by_status(db, job_id)
-    rejected = int(queries.count_failed_at_ingest(db, job_id))
     dispatched = True
     try:
         dispatch(settings, job_id=job_id, db=db)
@@ -165,7 +229,13 @@ def _seal_and_dispatch(settings: Settings, job_id: str, created: bool) -> Submit
     except Exception as exc:  # kombu/redis connection errors have no common base we import here
         log.warning("job %s stored but not enqueued yet: %s", job_id, exc)
         dispatched = False
-    return SubmitResult(job_id, created, sum(counts.values()), rejected, dispatched)
+    return _submitted(db, job_id, created=created, lines=lines, dispatched=dispatched)
+
+
+def _submitted(db: Any, job_id: str, *, created: bool, lines: int, dispatched: bool = True) -> SubmitResult:
+    counts = queries.count_by_status(db, job_id)
+    n_rejected = int(queries.count_failed_at_ingest(db, job_id))
+    return SubmitResult(job_id, created, sum(counts.values()), n_rejected, dispatched, lines)
 
 
 def rerun_job(settings: Settings, job_id: str, *, options: JobOptions | None = None, owner: str | None = None,
@@ -237,7 +307,7 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "failures": [{"doc_id": f["doc_id"], "reason": f["reason"], "error": f["error"]}
                      for f in queries.failures(db, job_id, limit=10)],
         "model": j["model"], "model_hash": j["model_hash"], "priority": j["priority"], "rerun_of": j["rerun_of"],
-        "workers": None, "waiting_for": None, "notify": _notify_view(db, j),
+        "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
     }
     if j["status"] in JOB_OPEN:
         progress["workers"], progress["waiting_for"] = _serving(settings, j["model"] or default_name(settings),

@@ -173,7 +173,8 @@ def _fill(settings: Settings, db: Database, app: Celery, queue: str, entries: li
 
 def reconcile(settings: Settings, *, db: Database | None = None, publish_batches: bool = True) -> dict[str, Any]:
     """Repair drift: return stale ``queued`` and lease-expired ``processing`` documents to
-    ``pending``, recount every open job (finishing those that are complete), then dispatch.
+    ``pending``, fail jobs whose ingest was interrupted (``settings.ingest_stale_seconds``),
+    recount every open job (finishing those that are complete), then dispatch.
 
     ``queued`` is stale after ``settings.lost_queued_seconds`` when the broker queue is empty,
     else after ``settings.stale_queued_after``.
@@ -194,6 +195,7 @@ def reconcile(settings: Settings, *, db: Database | None = None, publish_batches
         except (redis.RedisError, TransientError):
             pass  # no broker, or it is down: the long threshold only; dispatch below says what is wrong
         requeued += repo.requeue_stale(db, stale_queued_after=stale_after, model=model)
+    repo.fail_stale_ingests(db, stale_after=settings.ingest_stale_seconds)
     jobs = repo.open_jobs(db)
     for jid in jobs:
         repo.recount(db, jid)

@@ -35,7 +35,10 @@ class Reason(StrEnum):
     MALFORMED = "malformed"  # a corpus record that could not be parsed
     MISSING_FIELD = "missing_field"
     BINARY = "binary"
-    DUPLICATE_ID = "duplicate_id"
+    DUPLICATE_ID = "duplicate_id"  # a second record with an id already in the upload
+    BAD_ID = "bad_id"  # a document id that cannot be stored (NUL, lone surrogate, too long)
+    CANCELLED = "cancelled"
+    INGEST_FAILED = "ingest_failed"  # stored by an ingest that failed before the job was complete
     ERROR = "error"  # the model raised
     POISON = "poison"  # attempts exhausted (crashes, kills, hangs)
     TIMEOUT = "timeout"
@@ -44,7 +47,7 @@ class Reason(StrEnum):
 #: Reasons that describe bad input: retrying the document cannot help.
 INPUT_REASONS = frozenset(
     {Reason.DECODE_ERROR, Reason.SURROGATE, Reason.TOO_LARGE, Reason.MALFORMED,
-     Reason.MISSING_FIELD, Reason.BINARY, Reason.DUPLICATE_ID}
+     Reason.MISSING_FIELD, Reason.BINARY, Reason.DUPLICATE_ID, Reason.BAD_ID}
 )
 
 JOB_TERMINAL = frozenset(
@@ -61,7 +64,8 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
     JobStatus.CANCELLING: frozenset({JobStatus.CANCELLED}),
     # retry_failed re-opens a finished job that has failed documents.
     JobStatus.PARTIALLY_FAILED: frozenset({JobStatus.RUNNING}),
-    JobStatus.FAILED: frozenset({JobStatus.RUNNING}),
+    # ... and a resubmit with its client token resumes a job whose ingest failed (repo.create_job).
+    JobStatus.FAILED: frozenset({JobStatus.RUNNING, JobStatus.SUBMITTED}),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.CANCELLED: frozenset(),
 }
@@ -141,3 +145,4 @@ class Outcome:
     entities: tuple[Entity, ...] = ()
     error: str | None = None  # set -> the document failed
     reason: str | None = None
+    cancelled: bool = False  # its job was cancelled while it ran: it ends cancelled, no entities

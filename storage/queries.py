@@ -31,6 +31,12 @@ def get_job(db: Database, job_id: str) -> dict[str, Any]:
         return {**row, "processing": int(processing)}
 
 
+def job_state(db: Database, job_id: str) -> str | None:
+    """The job's state (None: no such job); one indexed read, cheap enough to poll."""
+    with db.read() as conn:
+        return conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
+
+
 def count_by_status(db: Database, job_id: str) -> dict[str, int]:
     """Documents of a job per status (every status present, zeros included)."""
     with db.read() as conn:
@@ -193,12 +199,15 @@ def job_owner(db: Database, job_id: str) -> str | None:
     return str(row.owner) if row.owner is not None else None
 
 
-def unfinished_documents(db: Database, owner: str) -> int:
-    """Documents of ``owner``'s open jobs not yet done, failed or cancelled (the per-key limit)."""
+def unfinished(db: Database, owner: str) -> tuple[int, int]:
+    """Documents and characters of ``owner``'s open jobs not yet done, failed or cancelled (the
+    per-key limits)."""
     with db.read() as conn:
-        got = conn.execute(select(func.coalesce(func.sum(job.c.total - job.c.done - job.c.failed - job.c.cancelled), 0))
-                           .where(job.c.owner == owner, job.c.status.in_(tuple(sorted(JOB_OPEN))))).scalar()
-    return int(got or 0)
+        docs, chars = conn.execute(
+            select(func.coalesce(func.sum(job.c.total - job.c.done - job.c.failed - job.c.cancelled), 0),
+                   func.coalesce(func.sum(job.c.chars_total - job.c.chars_done), 0))
+            .where(job.c.owner == owner, job.c.status.in_(tuple(sorted(JOB_OPEN))))).one()
+    return int(docs or 0), int(chars or 0)
 
 
 def recorded_model_hash(db: Database, model: str) -> str | None:

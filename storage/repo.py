@@ -84,34 +84,124 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
     with db.write() as conn:
         if client_token is not None and owner is not None:
             client_token = f"{owner}\x1f{client_token}"  # a separator no key name contains
+        now = time.time()
         if client_token is not None:
-            found = conn.execute(select(job.c.id).where(job.c.client_token == client_token)).scalar()
+            found = conn.execute(select(job.c.id, job.c.status, job.c.error).where(
+                job.c.client_token == client_token)).first()
             if found is not None:
-                return found, False
+                if found.status == J.FAILED and found.error is not None and found.error.startswith(INGEST_FAILED):
+                    _reopen_ingest(conn, found.id, now)
+                return found.id, False
         job_id = new_id()
         conn.execute(
             insert(job).values(
                 id=job_id, name=name, client_token=client_token, owner=owner, status=J.SUBMITTED, sealed=False,
                 total=0, done=0, failed=0, cancelled=0, chars_total=0, chars_done=0,
-                submitted_at=time.time(), model=model, model_hash=model_hash, priority=priority,
+                submitted_at=now, ingest_at=now, model=model, model_hash=model_hash, priority=priority,
                 vtime=0.0, notify_url=notify_url or None, rerun_of=rerun_of,
             )
         )
         return job_id, True
 
 
-def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Store documents in one transaction; ids already present in the job are ignored.
+#: How ``job.error`` of a job whose ingest failed begins (a resubmit with its token resumes it).
+INGEST_FAILED = "ingest failed"
 
-    Each row: ``ext_id, line, text, n_chars, status`` and optionally ``reason, error``.
+
+def _reopen_ingest(conn: Connection, job_id: str, now: float) -> None:
+    # The same client token again: the caller re-reads the whole source, so the job goes back to
+    # storing its documents; what the failed ingest stored (cancelled with reason ingest_failed)
+    # is pending again, and the rows it did not store are added by the new ingest.
+    conn.execute(update(document).where(
+        document.c.job_id == job_id, document.c.status == D.CANCELLED, document.c.reason == Reason.INGEST_FAILED,
+    ).values(status=D.PENDING, reason=None, updated_at=now))
+    conn.execute(update(job).where(job.c.id == job_id).values(
+        status=J.SUBMITTED, sealed=False, error=None, finished_at=None, ingest_at=now))
+
+
+def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) -> int:
+    """Store one chunk of an upload's documents in one transaction and note the job's ingest as
+    alive (``ingest_at``). Returns how many of them were second copies of an id.
+
+    Each row: ``ext_id, line, text, n_chars, status`` and optionally ``reason, error``. A row
+    whose ``(ext_id, line)`` is already stored is the same record read again (a resubmit with
+    the job's client token) and is skipped. A row whose ``ext_id`` the job already holds at
+    another line is a second copy of that id: it is stored as ``failed`` / ``duplicate_id``
+    under the id :func:`duplicate_id` gives it, so every record read has a row.
     """
     now = time.time()
-    batch = [
-        {"job_id": job_id, "reason": None, "error": None, "attempts": 0, "updated_at": now, **row}
-        for row in rows
-    ]
+    batch = [{"job_id": job_id, "reason": None, "error": None, "attempts": 0, "updated_at": now, **row}
+             for row in rows]
     with db.write() as conn:
+        conn.execute(update(job).where(job.c.id == job_id).values(ingest_at=now))
+        if not batch:
+            return 0
+        wanted = sorted({r["ext_id"] for r in batch})
+        seen: dict[str, int | None] = {}
+        for start in range(0, len(wanted), 500):
+            found = select(document.c.ext_id, document.c.line).where(
+                document.c.job_id == job_id, document.c.ext_id.in_(wanted[start:start + 500]))
+            seen.update({e: line for e, line in conn.execute(found)})
+        duplicates = 0
+        for row in batch:
+            first = seen.setdefault(row["ext_id"], row["line"])
+            if first != row["line"]:
+                duplicates += 1
+                original = row["ext_id"]
+                row.update(ext_id=duplicate_id(original, row["line"]), text="", n_chars=0, status=D.FAILED,
+                           reason=Reason.DUPLICATE_ID,
+                           error=f"line {row['line']}: document id {original[:100]!r} already at line {first}")
         insert_ignore(conn, document, batch, ["job_id", "ext_id"])
+        return duplicates
+
+
+def duplicate_id(ext_id: str, line: int | None) -> str:
+    """The id under which the second copy of ``ext_id`` (read at ``line``) is stored: the
+    original's first 900 characters and the line, so it fits the column and stays unique."""
+    return f"{ext_id[:900]}#duplicate@{line}"
+
+
+def fail_ingest(db: Database, job_id: str, why: str) -> int:
+    """End a job whose ingest failed or was interrupted: its stored documents that wait for a
+    worker are cancelled (reason ``ingest_failed``), the job is ``failed`` (``cancelled`` when
+    a cancel came first), sealed, with ``error`` naming why and the count of documents stored.
+    A resubmit with its client token resumes it (:func:`create_job`). Returns that count."""
+    now = time.time()
+    with db.write() as conn:
+        status = conn.execute(select(job.c.status).where(job.c.id == job_id).with_for_update()).scalar()
+        if status is None or status not in _OPEN:
+            return 0
+        conn.execute(update(document).where(document.c.job_id == job_id, document.c.status.in_(_CLAIMABLE))
+                     .values(status=D.CANCELLED, reason=Reason.INGEST_FAILED, updated_at=now))
+        values = _recount(conn, job_id)
+        final = J.CANCELLED if status == J.CANCELLING else J.FAILED
+        conn.execute(update(job).where(job.c.id == job_id).values(
+            status=final, sealed=True, finished_at=now,
+            error=f"{INGEST_FAILED} after {values['total']:,} documents were stored: {why}"[:4000]))
+        _queue_notification(conn, job_id)
+        return int(values["total"])
+
+
+def discard_job(db: Database, job_id: str) -> None:
+    """Delete a job that was never sealed and its documents (an upload refused part-way, e.g.
+    over its key's quota: nothing of it stays)."""
+    with db.write() as conn:
+        conn.execute(delete(document).where(document.c.job_id == job_id))
+        conn.execute(delete(job).where(job.c.id == job_id, job.c.sealed.is_(False)))
+
+
+def fail_stale_ingests(db: Database, *, stale_after: float, now: float | None = None) -> list[str]:
+    """Fail (:func:`fail_ingest`) open jobs still storing documents whose ingest stored nothing
+    for ``stale_after`` seconds: the process that stored them died, or a release before 0004
+    left them waiting for ever. Returns their ids."""
+    now = time.time() if now is None else now
+    with db.read() as conn:
+        stale = list(conn.execute(select(job.c.id).where(
+            job.c.sealed.is_(False), job.c.status.in_(_OPEN),
+            func.coalesce(job.c.ingest_at, job.c.submitted_at) < now - stale_after)).scalars())
+    for job_id in stale:
+        fail_ingest(db, job_id, f"no document was stored for {stale_after:g} s (the submitting process stopped)")
+    return stale
 
 
 def copy_documents(db: Database, *, source_job: str, job_id: str) -> int:
@@ -139,6 +229,11 @@ def seal_job(db: Database, job_id: str) -> dict[str, Any]:
     with db.write() as conn:
         _join_fair_share(conn, job_id)
         conn.execute(update(job).where(job.c.id == job_id).values(sealed=True))
+        if conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar() == J.CANCELLING:
+            # Cancelled while its documents were being stored: those stored after the cancel are
+            # cancelled too, or the job would wait for documents no worker is sent.
+            conn.execute(update(document).where(document.c.job_id == job_id, document.c.status.in_(_CLAIMABLE))
+                         .values(status=D.CANCELLED, reason=Reason.CANCELLED, updated_at=time.time()))
         _refresh_planner_stats(conn)
         return _recount(conn, job_id)
 
@@ -429,7 +524,7 @@ def claim(db: Database, *, job_id: str, doc_ids: Sequence[int], lease_seconds: f
         if status not in JOB_ACCEPTS_WORK:
             if status == J.CANCELLING:
                 n = conn.execute(update(document).where(claimable).values(
-                    status=D.CANCELLED, reason="cancelled", lease_expires_at=None, updated_at=now)).rowcount
+                    status=D.CANCELLED, reason=Reason.CANCELLED, lease_expires_at=None, updated_at=now)).rowcount
                 _bump(conn, job_id, cancelled=int(n or 0))
             return []
         conn.execute(
@@ -505,17 +600,24 @@ def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequ
     """Write entities, document status and job counters of a batch in ONE transaction.
 
     Fenced: a document is written only while it is still ``processing`` under ``lease_token``;
-    otherwise (a duplicate run took it over, or it was cancelled) its outcome is dropped.
+    otherwise (a duplicate run took it over, or it was cancelled) its outcome is dropped. An
+    outcome marked ``cancelled`` (its job was cancelled while it ran) ends the document cancelled.
 
     Returns:
-        ``{"done": n, "failed": n, "fenced": n}`` for this call.
+        ``{"done": n, "failed": n, "fenced": n, "cancelled": n}`` for this call.
     """
     now = time.time()
-    done = failed = fenced = chars = 0
+    done = failed = fenced = chars = cancelled = 0
     with db.write() as conn:
         for out in outcomes:
             mine = and_(document.c.id == out.document_id, document.c.lease_token == lease_token,
                         document.c.status == D.PROCESSING)
+            if out.cancelled:
+                n = conn.execute(update(document).where(mine).values(
+                    status=D.CANCELLED, reason=Reason.CANCELLED, lease_expires_at=None, updated_at=now)).rowcount
+                cancelled += n
+                fenced += 1 - n
+                continue
             if out.error is not None:
                 n = conn.execute(update(document).where(mine).values(
                     status=D.FAILED, reason=out.reason or Reason.ERROR, error=out.error[:2000],
@@ -537,8 +639,8 @@ def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequ
                  "label": e.label, "text": e.text, "score": float(e.score)}
                 for e in out.entities
             ], ["document_id", "start", "end", "label"])
-        _bump(conn, job_id, done=done, failed=failed, chars_done=chars)
-    return {"done": done, "failed": failed, "fenced": fenced}
+        _bump(conn, job_id, done=done, failed=failed, cancelled=cancelled, chars_done=chars)
+    return {"done": done, "failed": failed, "fenced": fenced, "cancelled": cancelled}
 
 
 # ---------------------------------------------------------------------------------- cancel/retry
@@ -562,7 +664,7 @@ def cancel_job(db: Database, job_id: str) -> str:
                      .values(status=J.CANCELLING))
         n = conn.execute(update(document).where(
             document.c.job_id == job_id, document.c.status.in_(_CLAIMABLE)
-        ).values(status=D.CANCELLED, reason="cancelled", updated_at=now)).rowcount
+        ).values(status=D.CANCELLED, reason=Reason.CANCELLED, updated_at=now)).rowcount
         _bump(conn, job_id, cancelled=int(n or 0))
         return str(conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar())
 

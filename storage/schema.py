@@ -59,6 +59,10 @@ job = Table(
     Column("vtime", Float, nullable=False, default=0.0, server_default="0"),
     Column("notify_url", Text),  # completion webhook (storage/webhooks.py)
     Column("rerun_of", String(32)),  # the job whose stored documents this one re-tags
+    # How ingest ended (revision 0004): why it failed (None: it did not), and when it last stored
+    # a chunk of documents (an unsealed job whose ingest_at is stale was interrupted).
+    Column("error", Text),
+    Column("ingest_at", Float),
     Index(None, "status", "seq"),
     Index(None, "owner", "seq"),
 )

@@ -79,12 +79,25 @@ class Settings:
     quant_engine: str = ""  # torch models only: "" -> fbgemm; "onednn" (AMX) suits base-size ones (model/artifact.py)
     # Input rules (reliability.md §5).
     max_chars: int = 5_000_000
-    max_upload_bytes: int = 1 << 30  # REST uploads
+    # A worker reads its running batch's job state this often: a cancel abandons the document
+    # being tagged at its next window (worker/heartbeat.py).
+    cancel_poll_seconds: float = 1.0
+    max_upload_bytes: int = 1 << 30  # REST uploads (multipart: streamed to a file, never held in memory)
+    # A JSON body (POST /jobs as application/json) is parsed whole in memory, in a worker thread:
+    # its own limit, far below the multipart one (send big corpora as a multipart file).
+    max_json_bytes: int = 32 << 20
+    # An unsealed job whose ingest stored nothing for this long was interrupted (its process died):
+    # the reconciler fails it with the count of documents stored (repo.fail_stale_ingests).
+    ingest_stale_seconds: int = 300
     busy_timeout_ms: int = 30_000
     # REST API access (producer/api_auth.py).
     admin_key: str = dataclasses.field(default="", repr=False)  # ensured as key "admin" when set
     metrics_public: bool = False  # /metrics without a key (a scraper inside a trusted network)
     max_queued_per_key: int = 0  # documents a key may have unfinished; over it submit -> 429 (0 = no limit)
+    max_queued_chars_per_key: int = 0  # characters a key may have unfinished; the same rule (0 = no limit)
+    # The longest document an API submit may hold (longer: failed / too_large), so one key's huge
+    # document cannot hold a worker, and /extract or other jobs behind it, for minutes; 0 = max_chars.
+    max_api_doc_chars: int = 200_000
     # Completion webhooks (storage/webhooks.py), sent by the workers' notifier thread.
     notify_url: str = ""  # default webhook of jobs submitted without one ("" = none)
     webhook_secret: str = dataclasses.field(default="", repr=False)  # HMAC-SHA256 key; needed to send

@@ -15,12 +15,14 @@ from typing_extensions import NotRequired, TypedDict
 
 
 class SubmitView(TypedDict):
-    """What a submit answers: the job, whether this call created it, documents stored and rejected."""
+    """What a submit answers: the job, whether this call created it, documents stored (every
+    record read has a row), of those rejected at ingest, and the records this call read."""
 
     job_id: str
     created: bool
     documents: int
     rejected: int
+    lines: int
 
 
 class FailureView(TypedDict):
@@ -76,6 +78,7 @@ class JobProgress(JobSummary):
     workers: int | None  # live workers serving the job's model (None: the broker did not answer)
     waiting_for: str | None  # why an open job cannot progress now ("a worker serving NAME"), else None
     notify: NotifyView | None
+    error: str | None  # why the job's ingest failed (and how many documents it stored), else None
 
 
 class RetryResult(JobProgress):

@@ -102,6 +102,14 @@ class _Target:
     addresses: tuple[tuple[int, tuple[Any, ...]], ...]  # (family, sockaddr) from getaddrinfo
 
 
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+        return True
+    except ValueError:
+        return False
+
+
 def _refused_kind(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """What makes ``ip`` an address webhooks must not reach, or None for a public one."""
     if isinstance(ip, ipaddress.IPv6Address):
@@ -162,9 +170,10 @@ def _target(url: str, *, allow_private: bool) -> _Target:
         # ANY refused address refuses the URL: a host listing a public and an internal address
         # could otherwise steer some attempts inside.
         if kind is not None and not allow_private:
-            raise WebhookRefused(
-                f"webhook host {host} resolves to {ip}, a {kind} address; "
-                "set SHITI_WEBHOOK_ALLOW_PRIVATE=1 to allow it")
+            # A literal address is the caller's own; what an internal name resolves to is not
+            # theirs to learn (it maps the deployment's network).
+            where = f"is a {kind} address" if _is_literal(host) else f"resolves to a {kind} address"
+            raise WebhookRefused(f"webhook host {host} {where}; set SHITI_WEBHOOK_ALLOW_PRIVATE=1 to allow it")
         if (family, sockaddr) not in addresses:
             addresses.append((family, sockaddr))
     if not addresses:

@@ -43,8 +43,9 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
             job back while no live worker holds its files, and the job's status names the mismatch.
 
     Returns:
-        ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop
-        and ``"wrong_model": n`` for a batch of another model.
+        ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop,
+        ``"cancelled": n`` for documents abandoned because their job was cancelled, and
+        ``"wrong_model": n`` for a batch of another model.
     """
     db = db or get_database(settings)
     stats = {"claimed": 0, "done": 0, "failed": 0, "fenced": 0}
@@ -66,14 +67,18 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
         token = claimed[0].lease_token
         try:
             with heartbeat(db, lease_token=token, lease_seconds=settings.lease_seconds,
-                           interval=settings.heartbeat_seconds), shutdown.busy():
-                outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings, stop=shutdown.stopping)
+                           interval=settings.heartbeat_seconds, job_id=job_id,
+                           cancel_poll=settings.cancel_poll_seconds) as beat, shutdown.busy():
+                outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings, stop=shutdown.stopping,
+                                            cancelled=beat.cancelled.is_set)
             saved = repo.save_outcomes(db, job_id=job_id, lease_token=token, outcomes=outcomes)
         except SoftTimeLimitExceeded:
             _release(db, doc_ids, token, why="soft time limit")
             raise
         for key in ("done", "failed", "fenced"):
             stats[key] += saved[key]
+        if saved["cancelled"]:
+            stats["cancelled"] = stats.get("cancelled", 0) + saved["cancelled"]
         if shutdown.stopping():
             # Asked to stop (SIGTERM): what is done is saved; the rest goes back to pending without
             # costing an attempt, for another worker (top-up below) or this one after its restart.

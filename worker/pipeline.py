@@ -18,14 +18,15 @@ from celery.exceptions import SoftTimeLimitExceeded
 from storage.domain import ClaimedDocument, Entity, Outcome, Reason
 from storage.models import PY_PREFIX, resolve
 from storage.settings import Settings
-from worker.model.errors import DeadlineExceeded  # torch-free module
+from worker.model.errors import DeadlineExceeded, Stopped  # torch-free module
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "新华社北京电，张伟在上海复旦大学参加会议。"
 
 
 class TaggerLike(Protocol):
-    def annotate(self, texts: Sequence[str], *, deadline: float | None = None) -> list[list[Any]]: ...
+    def annotate(self, texts: Sequence[str], *, deadline: float | None = None,
+                 stop: Callable[[], bool] | None = None) -> list[list[Any]]: ...
 
 
 def load_configured_tagger(settings: Settings) -> TaggerLike:
@@ -41,15 +42,17 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
                        int8=settings.int8, engine=settings.quant_engine, threads=settings.threads)
 
 
-def annotate_text(text: str, tagger: TaggerLike, settings: Settings) -> list[Entity]:
+def annotate_text(text: str, tagger: TaggerLike, settings: Settings, *,
+                  stop: Callable[[], bool] | None = None) -> list[Entity]:
     """Entities of one text, checked against it, under the text's own deadline
-    (``Settings.doc_deadline``; the tagger raises ``DeadlineExceeded`` when it passes).
+    (``Settings.doc_deadline``; the tagger raises ``DeadlineExceeded`` when it passes) and
+    ``stop`` (asked between windows; the tagger raises ``Stopped``).
 
     An entity whose offsets do not reproduce its text is dropped and logged: stored rows
     always satisfy ``text[start:end] == entity.text``.
     """
     deadline = time.monotonic() + settings.doc_deadline(len(text))
-    (found,) = tagger.annotate([text], deadline=deadline)
+    (found,) = tagger.annotate([text], deadline=deadline, stop=stop)
     ents = []
     for e in found:
         if text[e.start:e.end] != e.text:
@@ -60,7 +63,8 @@ def annotate_text(text: str, tagger: TaggerLike, settings: Settings) -> list[Ent
 
 
 def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings, *,
-                     stop: Callable[[], bool] = lambda: False) -> list[Outcome]:
+                     stop: Callable[[], bool] = lambda: False,
+                     cancelled: Callable[[], bool] = lambda: False) -> list[Outcome]:
     """Outcomes for claimed documents, tagged one at a time: a failing document fails alone
     (``error``, or ``timeout`` past its own deadline), and a stop request is honoured between
     two documents. Every window runs alone in the tagger, so one call per document costs nothing.
@@ -68,6 +72,8 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
     Args:
         stop: checked before each document; once true, the outcomes of the documents done so
             far (a prefix of ``docs``) are returned and the rest are left to the caller.
+        cancelled: checked before each document and between its windows; once true (the job
+            was cancelled) the running document and the rest end ``cancelled``.
 
     ``SoftTimeLimitExceeded`` always propagates (it subclasses ``Exception``).
     """
@@ -75,10 +81,17 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
     for doc in docs:
         if stop():
             break
+        if cancelled():
+            outcomes.append(Outcome(doc.id, doc.n_chars, cancelled=True))
+            continue
         try:
-            outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate_text(doc.text, tagger, settings))))
+            outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate_text(doc.text, tagger, settings,
+                                                                             stop=cancelled))))
         except SoftTimeLimitExceeded:
             raise
+        except Stopped:
+            log.info("document %s abandoned: its job was cancelled", doc.ext_id)
+            outcomes.append(Outcome(doc.id, doc.n_chars, cancelled=True))
         except Exception:
             outcomes.append(_failed(doc))
     return outcomes

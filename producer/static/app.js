@@ -543,6 +543,7 @@ async function viewJob(id) {
       ["Priority", num(j.priority || 1)],
     ];
     if (j.rerun_of) kv.push(["Re-run of", `<a href="#/jobs/${esc(j.rerun_of)}">#${esc(j.rerun_of)}</a> · <a href="#/jobs/${esc(j.rerun_of)}/diff/${esc(j.job_id)}" data-testid="diff-link">diff</a>`]);
+    if (j.error) kv.push(["Ingest", `<span class="bad" data-testid="job-error">${esc(j.error)}</span>`]);
     if (j.notify) kv.push(["Webhook", `${esc(j.notify.state)}, ${num(j.notify.attempts)} attempts${j.notify.last_error ? ` <span class="muted">(${esc(j.notify.last_error)})</span>` : ""}`]);
     const waiting = document.getElementById("job-waiting");
     waiting.hidden = !j.waiting_for;

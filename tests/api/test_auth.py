@@ -27,7 +27,7 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/healthz"): ("public", False),
     ("GET", "/whoami"): ("read", False),
     ("GET", "/states"): ("read", False),
-    ("GET", "/metrics"): ("read", False),
+    ("GET", "/metrics"): ("admin", False),  # deployment-wide counts: not for a read or submit key
     ("GET", "/jobs"): ("read", False),
     ("POST", "/jobs"): ("submit", False),
     ("POST", "/extract"): ("submit", False),
@@ -103,13 +103,16 @@ def test_each_decision_holds(route: tuple[str, str], settings: Settings, keyed, 
     assert_error(got, 401, "unauthorized")
     assert got.headers["WWW-Authenticate"].startswith("Bearer")
     # A scope too small: 403
-    if scope == "submit":
+    if scope in ("submit", "admin"):
         assert_error(_call(client, method, path, settings, "reader", _hdr(found["reader"])), 403, "forbidden")
+    if scope == "admin":
+        assert_error(_call(client, method, path, settings, "bob", _hdr(found["bob"])), 403, "forbidden")
     # Another key's job: 404, as for an id that does not exist
     if per_job:
         assert_error(_call(client, method, path, settings, "bob", _hdr(found["carol"])), 404, "not_found")
     # The right key on its own job, and an admin key on anyone's: 2xx
-    owner, key = ("reader", found["reader"]) if scope == "read" else ("bob", found["bob"])
+    owner, key = {"read": ("reader", found["reader"]), "submit": ("bob", found["bob"]),
+                  "admin": ("root", found["root"])}[scope]
     assert 200 <= _call(client, method, path, settings, owner, _hdr(key)).status_code < 300
     assert 200 <= _call(client, method, path, settings, "carol", _hdr(found["root"])).status_code < 300
 

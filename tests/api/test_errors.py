@@ -53,7 +53,6 @@ def test_bad_entity_cursor_is_422(client: TestClient) -> None:
 @pytest.mark.parametrize(("kwargs", "needle"), [
     ({"content": b"{not json", "headers": {"content-type": "application/json"}}, "JSON"),
     ({"json": {"documents": "nope"}}, "list"),
-    ({"json": ["just a string"]}, "document 0"),
     ({"json": {"documents": [], "client_token": 5}}, "client_token"),
     ({"files": {"wrong": ("c.txt", b"x")}}, "file"),
     ({"files": {"file": ("c.txt", b"x")}, "data": {"format": "docx"}}, "docx"),
@@ -98,7 +97,7 @@ def test_oversize_uploads_are_413(tmp_path: Path) -> None:
 
 def test_extract_times_out_with_504_and_the_job_id(client: TestClient) -> None:
     # No worker is running, so the one-document job cannot finish.
-    response = client.post("/extract", json={"text": "张伟在北京。", "timeout": 0.3})
+    response = client.post("/extract", json={"text": "张伟在北京。", "timeout": 1})
     error = assert_error(response, 504, "timeout")
     assert client.get(f"/jobs/{error['job_id']}").json()["total"] == 1
 

@@ -10,25 +10,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from storage.redis_server import RedisServer, free_port
+from storage.redis_server import RedisServer
 from storage.settings import Settings
 from tests.helpers.fake_tagger import make_tagger
 from tests.helpers.processes import WorkerPool
+from tests.helpers.serve import ROOT, serve
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
 
-ROOT = Path(__file__).resolve().parents[2]
 # ~50 ms per document: the job runs long enough for live progress and a throughput curve.
 SLOW_FAKE_MODEL = "py:tests.helpers.fake_tagger:make_slow_tagger"
 N_DOCS = 40
@@ -54,45 +49,14 @@ def _chromium() -> str:
     return found
 
 
-def _wait_http(url: str, *, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{url} did not answer within {timeout} s")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def served(tmp_path: Path, redis_server: RedisServer, workers: WorkerPool) -> Iterator[tuple[str, Settings]]:
     """``shiti serve`` on a free port plus one real worker; both stopped by pid."""
     settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, model=SLOW_FAKE_MODEL,
                         queue=f"q-{uuid.uuid4().hex[:8]}", batch_docs=4, high_water=4)
     workers.start(settings)
-    port = free_port()
-    env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from producer.cli import main; main()", "serve", "--port", str(port)],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        start_new_session=True)
-    log.close()
-    try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", timeout=30)
-        yield f"http://127.0.0.1:{port}", settings
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(10)
+    with serve(settings, tmp_path / "serve.log") as url:
+        yield url, settings
 
 
 def _corpus(path: Path) -> list[dict[str, str]]:

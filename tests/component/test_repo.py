@@ -47,7 +47,7 @@ def test_fenced_save_drops_the_stale_holder(db: Database) -> None:
     (new,) = repo.claim(db, job_id=job_id, doc_ids=ids, lease_seconds=60, max_attempts=3, now=10**10)
     stale = repo.save_outcomes(db, job_id=job_id, lease_token=old.lease_token,
                                outcomes=[Outcome(old.id, old.n_chars, ents(old.text, "北京"))])
-    assert stale == {"done": 0, "failed": 0, "fenced": 1}
+    assert stale == {"done": 0, "failed": 0, "fenced": 1, "cancelled": 0}
     with db.read() as conn:
         assert conn.execute(select(func.count()).select_from(entity)).scalar() == 0
     fresh = repo.save_outcomes(db, job_id=job_id, lease_token=new.lease_token,
@@ -56,7 +56,7 @@ def test_fenced_save_drops_the_stale_holder(db: Database) -> None:
     # Saving again (a duplicate run that kept the token) changes nothing.
     again = repo.save_outcomes(db, job_id=job_id, lease_token=new.lease_token,
                                outcomes=[Outcome(new.id, new.n_chars, ents(new.text, "北京"))])
-    assert again == {"done": 0, "failed": 0, "fenced": 1}
+    assert again == {"done": 0, "failed": 0, "fenced": 1, "cancelled": 0}
     j = queries.get_job(db, job_id)
     assert (j["done"], j["chars_done"], j["status"]) == (1, 4, "succeeded")
     with db.read() as conn:
@@ -114,9 +114,12 @@ def test_client_token_and_duplicate_ids(db: Database) -> None:
     job_b, created_b = repo.create_job(db, client_token="tok")
     assert created and not created_b and job_a == job_b
     row = {"ext_id": "same", "line": 1, "text": "北京", "n_chars": 2, "status": "pending"}
-    repo.insert_documents(db, job_a, [row, {**row, "line": 2}])
-    repo.insert_documents(db, job_a, [row])
-    assert repo.seal_job(db, job_a)["total"] == 1
+    # Line 2 is a second copy of the id: a failed duplicate_id row; line 1 read again is skipped.
+    assert repo.insert_documents(db, job_a, [row, {**row, "line": 2}]) == 1
+    assert repo.insert_documents(db, job_a, [row]) == 0
+    assert repo.insert_documents(db, job_a, [{**row, "line": 2}]) == 1  # read again: stored once
+    assert repo.seal_job(db, job_a) | {} == repo.recount(db, job_a)
+    assert repo.recount(db, job_a)["total"] == 2 and repo.recount(db, job_a)["failed"] == 1
 
 
 def test_dispatch_marks_queued_once(db: Database) -> None:

@@ -310,9 +310,18 @@ def test_internal_addresses_are_refused_unless_allowed(url: str, kind: str) -> N
 
 
 def test_refusal_message_names_host_and_address() -> None:
-    with pytest.raises(WebhookRefused, match=r"^webhook host 127\.0\.0\.1 resolves to 127\.0\.0\.1, a loopback "
+    with pytest.raises(WebhookRefused, match=r"^webhook host 127\.0\.0\.1 is a loopback "
                                              r"address; set SHITI_WEBHOOK_ALLOW_PRIVATE=1 to allow it$"):
         check_url("http://127.0.0.1:9000/x", allow_private=False)
+
+
+def test_refusal_of_a_name_does_not_say_what_it_resolves_to() -> None:
+    # "localhost" resolves to 127.0.0.1 (and ::1): the kind is said, the internal address is not.
+    with pytest.raises(WebhookRefused) as info:
+        check_url("http://localhost:9000/x", allow_private=False)
+    message = str(info.value)
+    assert message.startswith("webhook host localhost resolves to a loopback address;")
+    assert "127.0.0.1" not in message and "::1" not in message
 
 
 @pytest.mark.parametrize("url", ["ftp://example.com/hook", "file:///etc/passwd", "gopher://example.com/",

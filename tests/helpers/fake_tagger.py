@@ -1,8 +1,8 @@
 """A fast, deterministic stand-in for the model, with markers that misbehave on purpose.
 
 Dictionary match (leftmost-longest, non-overlapping) of a fixed name list. Markers in a text:
-``[[RAISE]]`` raises, ``[[SLEEP]]`` sleeps an hour but honours the caller's ``deadline`` (raises
-``DeadlineExceeded`` when it passes, like ``Tagger.annotate``), ``[[HANG]]`` sleeps an hour
+``[[RAISE]]`` raises, ``[[SLEEP]]`` sleeps an hour but honours the caller's ``deadline`` and
+``stop`` (raises ``DeadlineExceeded`` / ``Stopped``, like ``Tagger.annotate``), ``[[HANG]]`` sleeps an hour
 ignoring the deadline (only the soft time limit ends it), ``[[STUCK]]`` also blocks the soft
 limit's signal like a stuck native op (only the hard limit ends it), ``[[KILL]]`` SIGKILLs its
 own process, ``[[EXIT]]`` calls ``os._exit(1)``. Select it with
@@ -15,10 +15,10 @@ import os
 import re
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from worker.model.errors import DeadlineExceeded  # torch-free
+from worker.model.errors import DeadlineExceeded, Stopped  # torch-free
 
 NAMES = {
     "PER": ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴婷", "习近平", "李强"],
@@ -45,7 +45,8 @@ class FakeTagger:
     def __init__(self, delay: float = 0.0) -> None:
         self.delay = delay
 
-    def annotate(self, texts: Sequence[str], *, deadline: float | None = None) -> list[list[FakeEntity]]:
+    def annotate(self, texts: Sequence[str], *, deadline: float | None = None,
+                 stop: Callable[[], bool] | None = None) -> list[list[FakeEntity]]:
         out = []
         for text in texts:
             if "[[KILL]]" in text:
@@ -58,7 +59,7 @@ class FakeTagger:
             if "[[HANG]]" in text:
                 time.sleep(3600)
             if "[[SLEEP]]" in text:
-                _sleep_until(deadline, 3600)
+                _sleep_until(deadline, 3600, stop)
             if "[[RAISE]]" in text:
                 raise RuntimeError("fake tagger asked to raise")
             if self.delay:
@@ -72,12 +73,15 @@ class FakeTagger:
         return out
 
 
-def _sleep_until(deadline: float | None, longest: float) -> None:
+def _sleep_until(deadline: float | None, longest: float, stop: Callable[[], bool] | None = None) -> None:
+    # In 50 ms steps, like windows of a long document: the deadline and ``stop`` are asked at each.
     end = time.monotonic() + longest
-    if deadline is not None and deadline < end:
-        time.sleep(max(0.0, deadline - time.monotonic()))
-        raise DeadlineExceeded("fake tagger passed its deadline")
-    time.sleep(longest)
+    while time.monotonic() < end:
+        if deadline is not None and time.monotonic() > deadline:
+            raise DeadlineExceeded("fake tagger passed its deadline")
+        if stop is not None and stop():
+            raise Stopped("fake tagger asked to stop")
+        time.sleep(0.05)
 
 
 def make_tagger() -> FakeTagger:

@@ -17,5 +17,9 @@ class DeadlineExceeded(ModelError):
     """Tagging did not finish before the caller's deadline."""
 
 
+class Stopped(ModelError):
+    """Tagging was asked to stop (the caller's ``stop`` returned true) before all windows ran."""
+
+
 class FetchError(ModelError):
     """A checkpoint could not be downloaded."""

@@ -18,7 +18,7 @@ workers, :mod:`worker.model.conversion.torch_engine` for torch models in convers
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -29,7 +29,7 @@ from storage.domain import Entity  # the one entity value type, shared with stor
 from worker.merge import Found, merge_windows
 from worker.model.serving.charvocab import CharVocab
 from worker.model.serving.encoding import Encoder
-from worker.model.errors import DeadlineExceeded
+from worker.model.errors import DeadlineExceeded, Stopped
 from worker.model.serving.heap import trim
 from worker.model.serving.spans import tags_to_spans
 from worker.model.serving.viterbi import viterbi_numpy
@@ -148,15 +148,19 @@ class Tagger:
             items.append(_Item(doc, w, np.concatenate([head, got.ids[lo:hi], tail]), word_index, None))
         return items
 
-    def annotate(self, texts: Sequence[str], *, deadline: float | None = None) -> list[list[Entity]]:
+    def annotate(self, texts: Sequence[str], *, deadline: float | None = None,
+                 stop: Callable[[], bool] | None = None) -> list[list[Entity]]:
         """Entities of every text, in document order; each text's entities depend on it alone.
 
         Args:
             texts: documents (any length; empty or blank ones give ``[]``).
             deadline: ``time.monotonic()`` value after which no new window is started.
+            stop: asked before every window; once it returns true no new window is started
+                (a cancelled job's long document is abandoned within one window).
 
         Raises:
             DeadlineExceeded: the deadline passed before all windows ran.
+            Stopped: ``stop`` returned true before all windows ran.
         """
         out: list[list[Entity]] = []
         last_trim = time.monotonic()
@@ -167,6 +171,8 @@ class Tagger:
                 for item in self._items(doc, text) if text.strip() else []:
                     if deadline is not None and time.monotonic() > deadline:
                         raise DeadlineExceeded(f"tagging passed its deadline at document {doc} of {len(texts)}")
+                    if stop is not None and stop():
+                        raise Stopped(f"tagging stopped at document {doc} of {len(texts)}")
                     found.append((item.window, self._run(item)))
                     ran = True
                     if self.trim_interval is not None and time.monotonic() - last_trim >= self.trim_interval:
