@@ -157,10 +157,7 @@ def _cursor(value: str | None) -> str | None:
 
 
 def _filter(name: str, value: str | None) -> str | None:
-    try:
-        return fields.filter_value(name, value or None)
-    except PermanentError as exc:
-        raise ApiError("invalid_input", str(exc)) from None
+    return fields.filter_value(name, value or None)  # PermanentError: 422 like any bad input
 
 
 def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_TIMEOUT) -> FastAPI:
@@ -308,14 +305,14 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
             await form.close()
         try:
             job = await run_in_threadpool(_job_options, options)
-            name = options["name"] or upload.filename or "upload"
+            name = options["name"] or fields.safe_name(upload.filename) or "upload"
             source: Any = path
             if fmt == "json" or (fmt is None and path.suffix == ".json" and looks_like_json_array(path)):
                 source, _ = await run_in_threadpool(load_json_documents, path)
                 fmt = None
             return await run_in_threadpool(service.submit_corpus, settings, source, fmt=fmt,
-                                           client_token=options["client_token"], name=fields.safe_name(name)
-                                           if not options["name"] else name, owner=caller.owner, options=job,
+                                           client_token=options["client_token"], name=name,
+                                           owner=caller.owner, options=job,
                                            max_doc_chars=settings.max_api_doc_chars, admit=auth.admit(caller),
                                            **_fields(options))
         except PermanentError as exc:

@@ -80,7 +80,6 @@ CLIENT_TOKEN = Field("client token", MAX_CLIENT_TOKEN, single_line=True)
 MODEL = Field("model", MAX_MODEL, single_line=True)
 NOTIFY_URL = Field("notify URL", MAX_URL, single_line=True)
 FIELD_NAME = Field("field name", MAX_FIELD_NAME, single_line=True)
-FILTER = Field("filter", MAX_FILTER)
 
 
 def filter_value(name: str, value: str | None) -> str | None:
