@@ -32,9 +32,9 @@ if str(REPO) not in sys.path:
 SHARED = REPO.parent / "shared" / "data"
 VOCAB = SHARED / "vocab" / "bert-base-chinese-vocab.txt"
 MSRA_TEST = SHARED / "msra" / "test.txt"
-from storage.launch import WorkerProcess as Worker  # noqa: E402 (after the sys.path line)
-from storage.launch import children_of  # noqa: E402
-from storage.settings import DEFAULT_MODEL as _DEFAULT  # noqa: E402
+from storage.processes.launch import WorkerProcess as Worker  # noqa: E402 (after the sys.path line)
+from storage.processes.launch import children_of  # noqa: E402
+from storage.core.settings import DEFAULT_MODEL as _DEFAULT  # noqa: E402
 
 DEFAULT_MODEL = Path(_DEFAULT)
 RANDOM_MODELS = REPO / "data" / "bench"  # gitignored
@@ -56,23 +56,23 @@ def base_parser(doc: str | None) -> argparse.ArgumentParser:
 # ------------------------------------------------------------------------------------------ model
 
 
-def random_model(shape: str = "small", fmt: str = "onnx") -> Path:
-    """A random char-mode BERT-CRF (7 BIO labels, bert-base-chinese vocab) as an INT8 artifact.
+def random_model(shape: str = "small") -> Path:
+    """A random char-mode BERT-CRF (7 BIO labels, bert-base-chinese vocab) as an ONNX INT8 artifact.
 
     Cached under ``data/bench/``. Same shape means same speed as a trained model: the
     weights' values do not change the compute. The "O" logit is raised so the model finds
     about one entity per 30 characters, like MSRA's gold (27.9): an unbiased random model
     finds one per 2.5 and would inflate the cost of writing entities tenfold.
     """
-    out = RANDOM_MODELS / (f"random-{shape}-int8" if fmt == "onnx" else f"random-{shape}-torch-int8")
+    out = RANDOM_MODELS / f"random-{shape}-int8"
     if (out / "manifest.json").exists():
         return out
     import torch
     from transformers import BertConfig
 
-    from worker.model.conversion.artifact import quantize
-    from worker.model.training.network import BertCrf
-    from worker.model.conversion.raner_dir import write_raner_dir
+    from worker.model.artifact import quantize
+    from worker.model.network import BertCrf
+    from worker.model.raner_dir import write_raner_dir
 
     dims = SMALL_SHAPE if shape == "small" else BASE_SHAPE
     torch.manual_seed(0)
@@ -84,7 +84,7 @@ def random_model(shape: str = "small", fmt: str = "onnx") -> Path:
     if not (raner / "configuration.json").exists():
         write_raner_dir(model, labels=BIO_LABELS, vocab=VOCAB, out=raner, char_mode=True)
     del model
-    quantize(raner, out, fmt=fmt)
+    quantize(raner, out)
     return out
 
 
@@ -102,7 +102,7 @@ def resolve_model(path: str) -> tuple[str, str]:
 
 def msra_sentences() -> list[str]:
     """The MSRA test sentences as plain text (labels dropped)."""
-    from worker.model.training.bio import read_bio
+    from worker.model.bio import read_bio
 
     return [s.text for s in read_bio(MSRA_TEST) if s.text.strip()]
 
@@ -161,9 +161,9 @@ def cpu_seconds(pid: int) -> float:
 
 def start_worker(settings: Any, *, name: str, logdir: Path, timeout: float = 180.0,
                  extra_env: dict[str, str] | None = None) -> Worker:
-    """Start ``celery worker`` exactly as ``shiti worker`` would (``storage.launch``) and wait for
+    """Start ``celery worker`` exactly as ``shiti worker`` would (``storage.processes.launch``) and wait for
     "ready." plus the child's model load (the "model ... ready in" log line)."""
-    from storage.launch import start_worker as launch
+    from storage.processes.launch import start_worker as launch
 
     return launch(settings, log=logdir / f"{name.split('@')[0]}.log", hostname=name, timeout=timeout,
                   ready=lambda text: b"ready." in text and b"ready in" in text, extra_env=extra_env)
@@ -172,8 +172,8 @@ def start_worker(settings: Any, *, name: str, logdir: Path, timeout: float = 180
 @contextmanager
 def embedded_redis(data_dir: Path) -> Iterator[Any]:
     """A redis-server for ``data_dir`` (the same one ``shiti submit`` would start); stopped after."""
-    from storage.redis_server import embedded_dir, start_redis, stop_redis
-    from storage.settings import Settings
+    from storage.broker.redis_server import embedded_dir, start_redis, stop_redis
+    from storage.core.settings import Settings
 
     server = start_redis(embedded_dir(Settings(data_dir=data_dir)))
     try:
@@ -183,8 +183,8 @@ def embedded_redis(data_dir: Path) -> Iterator[Any]:
 
 
 def shiti(*args: str, env: dict[str, str], timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the ``shiti`` console entry point (``python -m producer.cli``) as a subprocess."""
-    return subprocess.run([sys.executable, "-m", "producer.cli", *args], env=env, cwd=REPO, text=True,
+    """Run the ``shiti`` console entry point (``python -m producer.cli.main``) as a subprocess."""
+    return subprocess.run([sys.executable, "-m", "producer.cli.main", *args], env=env, cwd=REPO, text=True,
                           capture_output=True, timeout=timeout, check=True)
 
 
@@ -204,7 +204,7 @@ class Pipeline:
     env: dict[str, str]
     workers: list[Worker]
     redis_pid: int
-    redis: Any = None  # the RedisServer (port, dir): restart it in place with storage.redis_server
+    redis: Any = None  # the RedisServer (port, dir): restart it in place with storage.broker.redis_server
 
     def _pids(self) -> list[int]:
         return [self.redis_pid] + [p for w in self.workers for p in (w.pid, *children_of(w.pid))]
@@ -250,8 +250,8 @@ def pipeline(model: str, root: Path, *, workers: int = 1, threads: int = 1, **ov
     the workers have loaded and warmed up their model when this yields. Stops all by pid.
 
     ``overrides``: other settings (e.g. ``batch_docs=37``), for the workers and the submit command."""
-    from storage.db import dispose_all
-    from storage.settings import Settings
+    from storage.sql.db import dispose_all
+    from storage.core.settings import Settings
 
     data = root / f"data-{time.monotonic_ns()}"
     env = {**os.environ, "SHITI_DATA_DIR": str(data), "SHITI_MODEL": model, "SHITI_THREADS": str(threads),

@@ -37,8 +37,8 @@ def main() -> None:
     ap.add_argument("--test", action="store_true", help="also MSRA test (final numbers only)")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    from worker.model.training.evaluate import evaluate_files
-    from worker.model.serving.loading import load_tagger
+    from worker.model.evaluate import evaluate_files
+    from worker.tagger.loading import load_tagger
 
     files = dev_files(args.splits)
     missing = [f for f in files if not f.exists()]

@@ -29,7 +29,7 @@ def _key(entities: list) -> list[tuple]:
 
 def in_process(model: str, texts: list[str], threads: int) -> dict[str, int]:
     """Documents whose entities differ from the one-call run, per batching."""
-    from worker.model.serving.loading import load_tagger
+    from worker.tagger.loading import load_tagger
 
     tagger = load_tagger(model, threads=threads)
     one_call = [_key(x) for x in tagger.annotate(texts)]

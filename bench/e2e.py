@@ -39,7 +39,7 @@ from _common import (
 def bare_throughput(model: str, texts: list[str], *, threads: int) -> tuple[float, float, float]:
     """``(seconds, cpu_seconds, load_seconds)`` of one in-process pass (model loaded and warmed
     up first)."""
-    from worker.model.serving.loading import load_tagger
+    from worker.tagger.loading import load_tagger
     from worker.pipeline import WARMUP_TEXT
 
     t0 = time.perf_counter()
@@ -85,7 +85,7 @@ def main() -> None:
     p.add_argument("--profile", action="store_true",
                    help="sample the worker child with py-spy (writes e2e-worker-N.speedscope.json here)")
     args = p.parse_args()
-    from storage.settings import Settings
+    from storage.core.settings import Settings
 
     threads = args.threads or Settings().threads
     model, desc = resolve_model(args.model)

@@ -2,8 +2,10 @@
 
 Scores FP32, all-INT8, and INT8 with one kind of Linear (or one layer, or one layer's FFN output)
 kept FP32, on a BIO file. With ``--calibration`` it scores all-INT8 after smoothing the FFNs
-(``worker/model/conversion/smooth.py``) at each ``--alphas`` value instead. Use a dev split, never the test
-file: the result picks ``shiti model quantize --keep-float`` / ``--smooth-alpha``.
+(``worker/model/smooth.py``) at each ``--alphas`` value instead. Use a dev split, never the test
+file: the result picks ``shiti model quantize --smooth-alpha`` (the torch INT8 kernels stand in for
+onnxruntime's here: artifacts quantize every Linear, so the per-layer rows say where smoothing
+must help, not what to leave FP32).
 
     python bench/int8_sensitivity.py --model runs/e5l6/best --data dev.txt --limit 800
     python bench/int8_sensitivity.py --model runs/stage3/best --data dev.txt --limit 2000 \
@@ -37,11 +39,11 @@ def main() -> None:
 
     import torch
 
-    from worker.model.conversion.artifact import quantize_model
-    from worker.model.conversion.checkpoint import load_raner_dir
-    from worker.model.training.evaluate import evaluate
-    from worker.model.conversion.smooth import calibration_texts, ffn_input_absmax, smooth_ffn
-    from worker.model.serving.tagger import Tagger
+    from worker.model.artifact import quantize_model
+    from worker.model.checkpoint import load_raner_dir
+    from worker.model.evaluate import evaluate
+    from worker.model.smooth import calibration_texts, ffn_input_absmax, smooth_ffn
+    from worker.model.torch_tagger import torch_tagger
 
     torch.set_num_threads(args.threads)
     layers = int(json.loads((Path(args.model) / "config.json").read_text())["num_hidden_layers"])
@@ -49,13 +51,13 @@ def main() -> None:
     def run(name: str, keep: Callable[[str], bool] | None, alpha: float | None = None) -> None:
         loaded = load_raner_dir(args.model)
         if alpha is not None:
-            tagger = Tagger(loaded)
+            tagger = torch_tagger(loaded)
             amax = ffn_input_absmax(loaded.model, lambda: tagger.annotate(calib))
             smooth_ffn(loaded.model, amax, alpha)
         if keep is not None:
             names = [n for n, m in loaded.model.encoder.named_modules() if isinstance(m, torch.nn.Linear)]
             quantize_model(loaded.model, keep_float=[n for n in names if keep(n)])
-        result = evaluate(Tagger(loaded), args.data, limit=args.limit)
+        result = evaluate(torch_tagger(loaded), args.data, limit=args.limit)
         print(f"{name:40} F1 {result['f1']:.4f}  {result['chars_per_second']:>9,.0f} chars/s", flush=True)
 
     run("fp32", None)

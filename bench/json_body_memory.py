@@ -53,7 +53,7 @@ def main() -> None:
         port = s.getsockname()[1]
     data = tempfile.mkdtemp(prefix="shiti-jsonmem-")
     env = {**os.environ, "SHITI_DATA_DIR": data, "SHITI_REDIS_URL": "", "PYTHONPATH": str(args.repo)}
-    proc = subprocess.Popen([sys.executable, "-c", "from producer.cli import main; main()", "serve", "--port",
+    proc = subprocess.Popen([sys.executable, "-c", "from producer.cli.main import main; main()", "serve", "--port",
                              str(port)], cwd=args.repo, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     try:

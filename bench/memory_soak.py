@@ -4,7 +4,7 @@ One ``celery worker`` (prefork, one child) is started as ``shiti worker`` would;
 (MSRA test sentences + 2k-20k-char documents) is submitted ``--passes`` times, one job after the
 other. Printed: the child's RSS after load and after each pass, growth vs pass 1 (goal <= 5 %),
 the child's and the parent's peak RSS (``VmHWM``), and the ``worker_max_memory_per_child``
-these numbers suggest next to what ``storage/queue.py`` sets (``Settings.max_memory_per_child``).
+these numbers suggest next to what ``storage/broker/queue.py`` sets (``Settings.max_memory_per_child``).
 
 Usage: ``python bench/memory_soak.py [--model DIR] [--runs 1] [--passes 5] [--fraction 1.0]``
 """
@@ -42,8 +42,8 @@ def main() -> None:
     p.add_argument("--passes", type=int, default=5)
     p.add_argument("--fraction", type=float, default=1.0, help="share of the corpus to use")
     args = p.parse_args()
-    from storage.queue import celery_config
-    from storage.settings import Settings
+    from storage.broker.queue import celery_config
+    from storage.core.settings import Settings
 
     settings = Settings()
     model, desc = resolve_model(args.model)
@@ -73,7 +73,7 @@ def main() -> None:
     suggested = int(child_peak * 1024 * 2)
     configured = celery_config(settings, "redis://unused")["worker_max_memory_per_child"]
     print(f"worker_max_memory_per_child (KiB, checked after each task against the child's RSS): "
-          f"storage/queue.py sets {configured:,} (Settings.max_memory_per_child); "
+          f"storage/broker/queue.py sets {configured:,} (Settings.max_memory_per_child); "
           f"suggested >= 2 x child peak = {suggested:,} for this model. "
           + ("OK: the configured limit leaves headroom." if configured >= suggested else
              "TOO LOW: children would be recycled after every task."))

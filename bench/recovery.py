@@ -41,8 +41,8 @@ FAULTS = ("none", "child", "worker", "sigterm", "redis", "database")
 def _rerun_at(settings: Any, job_id: str) -> float | None:
     from sqlalchemy import func, select
 
-    from storage.db import get_database
-    from storage.schema import document
+    from storage.sql.db import get_database
+    from storage.sql.schema import document
 
     with get_database(settings).read() as conn:
         got = conn.execute(select(func.min(document.c.updated_at)).where(
@@ -60,7 +60,7 @@ class DoneWatch(threading.Thread):
 
     def run(self) -> None:
         from producer.service import job_status
-        from storage.errors import TransientError
+        from storage.core.errors import TransientError
 
         last = 0
         while not self.stopped.wait(0.1):
@@ -78,7 +78,7 @@ class DoneWatch(threading.Thread):
 
 def _inject(fault: str, pipe: Any, *, redis_down: float, db_down: float) -> tuple[float, dict[str, float]]:
     """Apply ``fault``; returns the wall time the fault ended and extra measurements."""
-    from storage.redis_server import start_redis, stop_redis
+    from storage.broker.redis_server import start_redis, stop_redis
 
     victim = pipe.workers[0]
     if fault == "child":

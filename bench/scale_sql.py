@@ -4,7 +4,7 @@ For each database:
 
 1. **submit**: ``shiti submit`` of a synthetic JSONL job (``--docs``, default 1,000,000 short
    texts) as a subprocess: documents/s into SQL and the producer's peak RSS (``wait4``).
-2. **dispatch**: the dispatcher (``storage.dispatch.dispatch``) run over the whole job while a
+2. **dispatch**: the dispatcher (``storage.broker.dispatch.dispatch``) run over the whole job while a
    stand-in consumer pops every published message at once (infinitely fast workers): ids/s
    handed to Redis and Redis ``used_memory`` sampled after every call (goal < 100 MB).
 3. **status**: with 40 % of the documents done and 64 processing, ``job_status`` in-process
@@ -81,7 +81,7 @@ def backend(name: str, root: Path) -> Iterator[str]:
 def submit(corpus: Path, env: dict[str, str]) -> dict[str, Any]:
     """Run ``shiti submit`` and return wall time, peak RSS (KiB) and the job id."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "producer.cli", "submit", str(corpus), "--json"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "submit", str(corpus), "--json"], env=env,
                             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
@@ -96,9 +96,8 @@ def dispatch_all(settings: Any, job_id: str, *, max_seconds: float) -> dict[str,
     """Dispatch the job to the end (or ``max_seconds``) with an instant consumer."""
     import redis
 
-    from storage.dispatch import dispatch
-    from storage.models import default_name
-    from storage.queue import queue_for, queue_keys
+    from storage.broker.dispatch import dispatch
+    from storage.broker.queue import queue_for, queue_keys
 
     r = redis.Redis.from_url(settings.redis_url)
     peak = r.info("memory")["used_memory"]
@@ -107,7 +106,7 @@ def dispatch_all(settings: Any, job_id: str, *, max_seconds: float) -> dict[str,
     msgs_bytes = 0
     t0 = time.perf_counter()
     while time.perf_counter() - t0 < max_seconds:
-        for key in queue_keys(queue_for(settings, default_name(settings))):
+        for key in queue_keys(queue_for(settings, settings.model_name)):
             while (m := r.lpop(key)) is not None:  # the "workers" take everything
                 msgs_bytes = max(msgs_bytes, len(m))
         n = dispatch(settings, job_id=job_id)
@@ -124,8 +123,8 @@ def make_midway(db: Any, job_id: str) -> None:
     """40 % of the job done, 64 documents processing (a job caught mid-run), counters recounted."""
     from sqlalchemy import func, select, update
 
-    from storage import repo
-    from storage.schema import document
+    from storage.sql import repo
+    from storage.sql.schema import document
 
     with db.write() as conn:
         lo, hi = conn.execute(select(func.min(document.c.id), func.max(document.c.id))
@@ -138,7 +137,7 @@ def make_midway(db: Any, job_id: str) -> None:
                      .values(status="processing", lease_token="x", lease_expires_at=time.time() + 900))
     repo.recount(db, job_id)
     with db.write() as conn:
-        conn.execute(update(__import__("storage.schema", fromlist=["job"]).job)
+        conn.execute(update(__import__("storage.sql.schema", fromlist=["job"]).job)
                      .values(status="running", started_at=time.time() - 600))
 
 
@@ -169,7 +168,7 @@ def load_entities(db: Any, job_id: str, n: int) -> tuple[float, list[tuple[str, 
     """Bulk-load ``n`` entity rows spread over the job's documents; returns (seconds, vocab)."""
     from sqlalchemy import func, select
 
-    from storage.schema import document, entity
+    from storage.sql.schema import document, entity
 
     rng = random.Random(2)
     vocab = entity_vocab(rng)
@@ -273,8 +272,8 @@ def print_plan(settings: Any, job_id: str, flt: dict[str, str]) -> None:
     """EXPLAIN (QUERY PLAN) of the first page of ``find_entities`` with these filters."""
     from sqlalchemy import select
 
-    from storage.db import get_database
-    from storage.schema import document, entity
+    from storage.sql.db import get_database
+    from storage.sql.schema import document, entity
 
     db = get_database(settings)
     stmt = (select(entity.c.id, document.c.ext_id, entity.c.start, entity.c.end, entity.c.label, entity.c.text,
@@ -298,8 +297,8 @@ def print_plan(settings: Any, job_id: str, flt: dict[str, str]) -> None:
 
 
 def run_backend(name: str, *, corpus: Path, ndocs: int, nents: int, args: Any, root: Path) -> dict[str, Any]:
-    from storage.db import dispose_all, get_database
-    from storage.settings import Settings
+    from storage.sql.db import dispose_all, get_database
+    from storage.core.settings import Settings
 
     data = root / f"data-{name}"
     out: dict[str, Any] = {"db": name}
@@ -325,7 +324,7 @@ def run_backend(name: str, *, corpus: Path, ndocs: int, nents: int, args: Any, r
         cli = []
         for _ in range(3):
             t0 = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "producer.cli", "status", job_id, "--json"], env=env, cwd=REPO,
+            subprocess.run([sys.executable, "-m", "producer.cli.main", "status", job_id, "--json"], env=env, cwd=REPO,
                            check=True, capture_output=True)
             cli.append((time.perf_counter() - t0) * 1000)
         out["status_cli_ms"] = median(cli)

@@ -25,7 +25,7 @@ def main() -> None:
     p = base_parser(__doc__)
     p.add_argument("--fraction", type=float, default=1.0, help="share of the corpus to use")
     args = p.parse_args()
-    from storage.settings import Settings
+    from storage.core.settings import Settings
 
     model, desc = resolve_model(args.model)
     docs = build_corpus(fraction=args.fraction)

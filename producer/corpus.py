@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from producer.validation import Checked, decode_utf8, rejected
-from storage.domain import Reason
-from storage.errors import PermanentError
+from storage.core.domain import Reason
+from storage.core.errors import PermanentError
 
 FORMATS = ("jsonl", "text", "folder", "csv")
 _BINARY_SNIFF = 8192

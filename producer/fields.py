@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from storage.errors import PermanentError
+from storage.core.errors import PermanentError
 
 # document.ext_id is String(1000).
 MAX_DOC_ID = 1000

@@ -1,7 +1,7 @@
 """Everything a user (CLI, REST API, web page) calls. Never imports ``worker`` or torch.
 
 Every function takes the ``Settings`` explicitly; engines are cached per URL and process.
-Unknown job or document ids raise ``storage.errors.NotFound``.
+Unknown job or document ids raise ``storage.core.errors.NotFound``.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ from typing import Any
 from producer import fields
 from producer.corpus import Record, read_corpus
 from producer.validation import check_text, rejected
-from storage import diff, queries, repo
-from storage.db import get_database
-from storage.dispatch import dispatch
-from storage.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus, Reason
-from storage.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
-from storage.models import UnknownModel, default_name, known_names, model_views, resolve
-from storage.presence import live_or_none
-from storage.settings import Settings
-from storage.views import (
+from storage.sql import diff, queries, repo
+from storage.sql.db import get_database
+from storage.broker.dispatch import dispatch
+from storage.core.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus, Reason
+from storage.core.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
+from storage.catalog import UnknownModel, known_names, model_views, resolve
+from storage.broker.presence import live_or_none
+from storage.core.settings import Settings
+from storage.core.views import (
     DiffView,
     DocumentView,
     EntityPage,
@@ -38,7 +38,8 @@ from storage.views import (
     RetryResult,
     TopEntity,
 )
-from storage.webhooks import check_url, delivery_status, redact_url
+from storage.sql.outbox import delivery_status
+from storage.webhook.http import check_url, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]
         info = resolve(settings, name)
         return info.name, info.content_hash
     except UnknownModel:
-        wanted = name or default_name(settings)
+        wanted = name or settings.model_name
         live = live_or_none(settings) or []
         for p in live:
             if p["model"] == wanted:
@@ -269,13 +270,23 @@ def diff_jobs(settings: Settings, job_a: str, job_b: str, *, limit: int = 100) -
 
 
 def list_model_views(settings: Settings) -> list[ModelView]:
-    """Models a job may name, with their live worker counts (``storage.models.model_views``)."""
+    """Models a job may name, with their live worker counts (``storage.catalog.model_views``)."""
     return model_views(settings, live_or_none(settings) or [])
 
 
 def iso_time(ts: float | None) -> str | None:
     """An epoch timestamp as ISO 8601 UTC to the second (None stays None)."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
+
+
+def throughput(settings: Settings, job_id: str, *, buckets: int = 40) -> dict[str, Any]:
+    """Documents and characters finished per second over the job's run, in ``buckets`` equal
+    spans (``storage.sql.queries.throughput``; the page's chart).
+
+    Raises:
+        NotFound: unknown ``job_id``.
+    """
+    return queries.throughput(get_database(settings), job_id, buckets=buckets)
 
 
 def job_status(settings: Settings, job_id: str) -> JobProgress:
@@ -310,7 +321,7 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
     }
     if j["status"] in JOB_OPEN:
-        progress["workers"], progress["waiting_for"] = _serving(settings, j["model"] or default_name(settings),
+        progress["workers"], progress["waiting_for"] = _serving(settings, j["model"] or settings.model_name,
                                                                 j["model_hash"])
     return progress
 

@@ -1,4 +1,4 @@
-"""Input rules applied at ingest (reliability.md §5), so bad data never reaches a worker.
+"""Input rules applied at ingest (docs/reliability.md §5), so bad data never reaches a worker.
 
 Offsets are code points into the stored text, so every rewrite here keeps the length:
 control characters become one space each.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from storage.domain import DocumentStatus, Reason
+from storage.core.domain import DocumentStatus, Reason
 
 # C0 and C1 controls except \t \n \r (PostgreSQL rejects NUL; the others confuse tokenizers).
 _CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

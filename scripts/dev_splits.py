@@ -15,7 +15,7 @@ import argparse
 import random
 from pathlib import Path
 
-from worker.model.training.bio import Sentence, read_bio
+from worker.model.bio import Sentence, read_bio
 
 SEED = 13
 

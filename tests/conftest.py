@@ -3,19 +3,47 @@ redis-server, and real `celery worker` subprocesses (all stopped by pid)."""
 
 from __future__ import annotations
 
+import importlib.util
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from storage.db import Database, dispose_all, get_database
-from storage.redis_server import RedisServer, start_redis, stop_redis
-from storage.settings import Settings
+from storage.sql.db import Database, dispose_all, get_database
+from storage.broker.redis_server import RedisServer, start_redis, stop_redis
+from storage.core.settings import Settings
 from tests.helpers.postgres import postgres_cluster
 from tests.helpers.processes import WorkerPool
 
 FAKE_MODEL = "py:tests.helpers.fake_tagger:make_tagger"
+
+# A serving install (`pip install shiti[test]`, no `train` extra) has no torch: a test module that
+# imports torch, its libraries, worker.model or a torch-built fixture at its top is collected as
+# skipped with this reason instead of failing to import.
+def _installed(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a finder that refuses it (tests/test_serving_install.py)
+        return False
+
+
+HAS_TORCH = _installed("torch")
+TORCH_REASON = "needs torch (the `train` extra: scripts/bootstrap.sh --test); a serving install has none"
+_NEEDS_TORCH = re.compile(r"^(?:import|from) (?:torch|transformers|modelscope|torchcrf|worker\.model|"
+                          r"tests\.helpers\.tiny_model|test_artifact)\b", re.M)
+
+
+class _NeedsTorch(pytest.Module):
+    def collect(self):  # type: ignore[no-untyped-def]
+        pytest.skip(f"{self.path.name} {TORCH_REASON}")
+
+
+def pytest_pycollect_makemodule(module_path: Path, parent: pytest.Collector) -> pytest.Module | None:
+    if not HAS_TORCH and _NEEDS_TORCH.search(module_path.read_text(encoding="utf-8")):
+        return _NeedsTorch.from_parent(parent, path=module_path)
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -18,12 +18,12 @@ from celery.signals import (
     worker_shutting_down,
 )
 
-from storage.db import schema_problems
-from storage.errors import EXIT_CONFIG, TransientError
-from storage.models import default_name, resolve
-from storage.queue import make_celery, queue_for, startup_problems
-from storage.redis_server import broker_url
-from storage.settings import Settings
+from storage.sql.db import schema_problems
+from storage.core.errors import EXIT_CONFIG, TransientError
+from storage.catalog import resolve
+from storage.broker.queue import make_celery, queue_for, startup_problems
+from storage.broker.redis_server import broker_url
+from storage.core.settings import Settings
 
 log = logging.getLogger("shiti.worker")
 
@@ -40,7 +40,7 @@ except ValueError as _exc:  # e.g. lease >= visibility timeout
     _refuse([f"bad settings: {_exc}"])
 
 # The model this worker serves (SHITI_MODEL / `shiti worker --model NAME`) decides its queue.
-MODEL_NAME = default_name(SETTINGS)
+MODEL_NAME = SETTINGS.model_name
 QUEUE = queue_for(SETTINGS, MODEL_NAME)
 
 
@@ -83,11 +83,11 @@ def _startup_checks(sender: object = None, **_: object) -> None:
 
 def _model_problems(settings: Settings) -> list[str]:
     """A model that cannot load must stop the worker before it takes a task (its pool child
-    would fail on every start): an unknown name, a broken entry, an ONNX artifact whose files do
-    not match its manifest."""
-    from storage.errors import PermanentError
-    from worker.model.errors import ModelLoadError
-    from worker.model.serving.onnx_model import is_onnx_artifact, verify_files
+    would fail on every start): an unknown name, a broken or unservable entry (not an ONNX
+    artifact), an artifact whose files do not match its manifest."""
+    from storage.core.errors import PermanentError
+    from worker.tagger.errors import ModelLoadError
+    from worker.tagger.onnx_model import is_onnx_artifact, verify_files
 
     try:
         model = resolve(settings).path  # compares every file its manifest lists with its sha256
@@ -95,8 +95,9 @@ def _model_problems(settings: Settings) -> list[str]:
         return [str(exc)]
     if settings.model.startswith("py:"):
         return []
-    if not is_onnx_artifact(model):
-        return []  # a torch artifact or RaNER directory: checked when the child loads it
+    if not is_onnx_artifact(model):  # a path given directly (the catalogue checks its entries)
+        return [f"model: {model} is not an ONNX artifact, the one format workers serve: quantize it first: "
+                f"shiti model quantize {model} --out <dir>"]
     try:
         verify_files(model, hashes_checked=True)
     except ModelLoadError as exc:
@@ -113,7 +114,7 @@ def _start_threads(sender: object = None, **_: object) -> None:
     # by a crash, are sent again when any worker comes up), then every reconcile_interval;
     # announce the model served; send due completion webhooks.
     from worker.notifier import Notifier
-    from worker.presence import Announcer
+    from worker.announcer import Announcer
     from worker.reconciler import Reconciler
 
     # Node name plus pid: two workers started without -n on one host share Celery's default name.

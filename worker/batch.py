@@ -10,10 +10,10 @@ import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from storage import repo
-from storage.db import Database, get_database
-from storage.dispatch import dispatch
-from storage.settings import Settings
+from storage.sql import repo
+from storage.sql.db import Database, get_database
+from storage.broker.dispatch import dispatch
+from storage.core.settings import Settings
 from worker import shutdown
 from worker.heartbeat import heartbeat
 from worker.pipeline import TaggerLike, annotate_claimed

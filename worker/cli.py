@@ -1,4 +1,4 @@
-"""``shiti worker``: run one worker (declared beside the worker; ``producer/cli.py`` loads it lazily)."""
+"""``shiti worker``: run one worker (declared beside the worker; ``producer/cli/main.py`` loads it lazily)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import os
 
 import click
 
-from storage.cli_options import with_settings
-from storage.launch import worker_command
-from storage.redis_server import broker_url
-from storage.settings import Settings
+from storage.core.cli_options import with_settings
+from storage.processes.launch import worker_command
+from storage.broker.redis_server import broker_url
+from storage.core.settings import Settings
 
 
 @click.command(context_settings={"ignore_unknown_options": True})

@@ -2,7 +2,7 @@
 
 A claim's lease only has to outlive the gap between two renewals, not the longest batch, so a
 claimant that dies (SIGKILL, OOM, node loss) is noticed within about one lease plus one
-reconcile interval. The renewal is fenced by the lease token (:func:`storage.repo.renew`): once
+reconcile interval. The renewal is fenced by the lease token (:func:`storage.sql.repo.renew`): once
 another claimant took a document over, renewing changes nothing.
 """
 
@@ -14,9 +14,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from storage import queries, repo
-from storage.db import Database
-from storage.domain import JobStatus
+from storage.sql import queries, repo
+from storage.sql.db import Database
+from storage.core.domain import JobStatus
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The completion-webhook notifier, run by a daemon thread in every worker parent.
 
 Every ``settings.notify_interval`` seconds each worker tries ``SET <lock> NX EX <interval>`` on
-the broker; the one that wins sends the due webhooks (``storage.webhooks.deliver_due``). The lock
+the broker; the one that wins sends the due webhooks (``storage.webhook.deliver.deliver_due``). The lock
 only spreads the work: a slow receiver can make one call outlast the lock, and then another
 worker's call runs beside it, which is safe because every attempt is claimed in the database
 first. Running in the parent, a slow or dead receiver never delays a batch.
@@ -15,9 +15,9 @@ import logging
 
 import redis
 
-from storage.db import Database
-from storage.settings import Settings
-from storage.webhooks import deliver_due
+from storage.sql.db import Database
+from storage.core.settings import Settings
+from storage.webhook.deliver import deliver_due
 from worker.periodic import Periodic
 
 log = logging.getLogger("shiti.notifier")

@@ -13,8 +13,8 @@ import threading
 
 import redis
 
-from storage.db import Database, make_engine
-from storage.settings import Settings
+from storage.sql.db import Database, make_engine
+from storage.core.settings import Settings
 
 log = logging.getLogger("shiti.periodic")
 

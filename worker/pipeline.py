@@ -1,7 +1,6 @@
 """Texts in, entities out, for the task: load the configured tagger, annotate, isolate failures.
 
-Nothing here imports torch: an ONNX model runs on onnxruntime, and only a torch model
-(a RaNER directory or a torch artifact) loads torch, under ``worker.model``.
+Nothing here imports torch: workers serve ONNX artifacts on onnxruntime (``worker.tagger``).
 """
 
 from __future__ import annotations
@@ -15,10 +14,10 @@ from typing import Any, Protocol
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from storage.domain import ClaimedDocument, Entity, Outcome, Reason
-from storage.models import PY_PREFIX, resolve
-from storage.settings import Settings
-from worker.model.errors import DeadlineExceeded, Stopped  # torch-free module
+from storage.core.domain import ClaimedDocument, Entity, Outcome, Reason
+from storage.catalog import resolve
+from storage.core.settings import PY_PREFIX, Settings
+from worker.tagger.errors import DeadlineExceeded, Stopped
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "新华社北京电，张伟在上海复旦大学参加会议。"
@@ -31,15 +30,15 @@ class TaggerLike(Protocol):
 
 def load_configured_tagger(settings: Settings) -> TaggerLike:
     """The tagger named by ``settings.model``: a model of the models directory or a model
-    directory's path (``storage.models.resolve``), or ``py:module:factory`` (a zero-argument
+    directory's path (``storage.catalog.resolve``), or ``py:module:factory`` (a zero-argument
     factory, used by tests to run workers on a fake tagger)."""
     if settings.model.startswith(PY_PREFIX):
         module, _, factory = settings.model[len(PY_PREFIX):].partition(":")
         return getattr(importlib.import_module(module), factory or "make_tagger")()
-    from worker.model.serving.loading import load_tagger
+    from worker.tagger.loading import load_tagger
 
     return load_tagger(resolve(settings).path, max_length=settings.max_length or None, overlap=settings.overlap,
-                       int8=settings.int8, engine=settings.quant_engine, threads=settings.threads)
+                       threads=settings.threads)
 
 
 def annotate_text(text: str, tagger: TaggerLike, settings: Settings, *,

@@ -1,7 +1,7 @@
 """The periodic reconciler, run by a daemon thread in every worker parent.
 
 Every ``settings.reconcile_interval`` seconds each worker tries ``SET <lock> NX EX <interval>``
-on the broker; the one that wins runs ``storage.dispatch.reconcile`` (stale documents back to
+on the broker; the one that wins runs ``storage.broker.dispatch.reconcile`` (stale documents back to
 pending, counters recounted, queue topped up). So with N workers the reconciler runs about
 once per interval, never twice at once, and keeps running while any worker lives.
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import redis
 
-from storage.db import Database
-from storage.dispatch import reconcile
-from storage.settings import Settings
+from storage.sql.db import Database
+from storage.broker.dispatch import reconcile
+from storage.core.settings import Settings
 from worker.periodic import Periodic
 
 log = logging.getLogger("shiti.reconciler")

@@ -6,8 +6,8 @@ import functools
 import logging
 import time
 
-from storage.models import resolve
-from storage.settings import Settings
+from storage.catalog import resolve
+from storage.core.settings import Settings
 from worker.pipeline import WARMUP_TEXT, TaggerLike, load_configured_tagger
 
 log = logging.getLogger(__name__)

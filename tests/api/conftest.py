@@ -14,12 +14,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from producer.api import create_app
-from storage import repo
-from storage.db import dispose_all, get_database
-from storage.domain import DocumentStatus
-from storage.schema import document
-from storage.settings import Settings
+from producer.api.app import create_app
+from storage.sql import repo
+from storage.sql.db import dispose_all, get_database
+from storage.core.domain import DocumentStatus
+from storage.sql.schema import document
+from storage.core.settings import Settings
 from tests.helpers.fake_tagger import make_tagger
 
 

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from producer.api import create_app
+from producer.api.app import create_app
 from producer.service import submit_corpus
-from storage import keys as api_keys
-from storage import repo
-from storage.db import get_database
-from storage.schema import api_key
-from storage.settings import Settings
+from storage.sql import keys as api_keys
+from storage.sql import repo
+from storage.sql.db import get_database
+from storage.sql.schema import api_key
+from storage.core.settings import Settings
 from tests.api.conftest import assert_error
 
 # (method, path) -> (scope needed, whether the route acts on one job). A route added without an
@@ -175,7 +175,7 @@ def test_metrics_can_be_made_public(settings: Settings, keyed) -> None:  # type:
 
 def test_every_response_carries_the_security_headers(keyed) -> None:  # type: ignore[no-untyped-def]
     client, _ = keyed
-    for path in ("/", "/healthz", "/jobs", "/static/app.js", "/docs"):
+    for path in ("/", "/healthz", "/jobs", "/static/js/main.js", "/docs"):
         got = client.get(path)
         csp = got.headers["Content-Security-Policy"]
         assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp.split("script-src")[1].split(";")[0]
@@ -183,7 +183,7 @@ def test_every_response_carries_the_security_headers(keyed) -> None:  # type: ig
 
 
 def test_an_unknown_scope_and_a_taken_name_are_refused(settings: Settings) -> None:
-    from storage.errors import PermanentError
+    from storage.core.errors import PermanentError
 
     db = get_database(settings)
     with pytest.raises(PermanentError, match="use one of read, submit, admin"):
@@ -201,7 +201,7 @@ def test_serve_refuses_a_public_address_without_a_key_and_the_cli_lists_scopes(t
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "SHITI_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(root)}
     env.pop("SHITI_ADMIN_KEY", None)
-    shiti = [sys.executable, "-m", "producer.cli"]
+    shiti = [sys.executable, "-m", "producer.cli.main"]
     # Given no key: serving 0.0.0.0 is refused with exit 78 and the way out
     done = subprocess.run([*shiti, "serve", "--host", "0.0.0.0", "--port", "0"], env=env, cwd=root,
                           capture_output=True, text=True, timeout=60)

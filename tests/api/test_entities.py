@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from fastapi.testclient import TestClient
 
-from storage.settings import Settings
+from storage.core.settings import Settings
 from tests.api.conftest import submit, work
 from tests.helpers.fake_tagger import NAMES, make_tagger
 

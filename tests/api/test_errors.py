@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from producer.api import create_app
-from storage.db import dispose_all
+from producer.api.app import create_app
+from storage.sql.db import dispose_all
 from tests.api.conftest import assert_error, make_settings, submit
 
 UNKNOWN = "0123456789abcdef"
@@ -111,8 +111,8 @@ def test_a_locked_database_answers_503_with_retry_after(tmp_path) -> None:
 
     from fastapi.testclient import TestClient
 
-    from producer.api import create_app
-    from storage.db import dispose_all
+    from producer.api.app import create_app
+    from storage.sql.db import dispose_all
     from tests.api.conftest import make_settings
 
     # Given an API on SQLite that waits at most 200 ms for a lock

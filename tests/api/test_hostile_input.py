@@ -13,13 +13,13 @@ from hypothesis import HealthCheck, given, settings as hsettings, strategies as 
 from sqlalchemy import select
 
 from producer import fields, service
-from producer.api import create_app
-from storage import keys as api_keys
-from storage import repo
-from storage.db import get_database
-from storage.domain import JOB_OPEN
-from storage.schema import document, job
-from storage.settings import Settings
+from producer.api.app import create_app
+from storage.sql import keys as api_keys
+from storage.sql import repo
+from storage.sql.db import get_database
+from storage.core.domain import JOB_OPEN
+from storage.sql.schema import document, job
+from storage.core.settings import Settings
 from tests.api.conftest import assert_error
 
 ODD = ["\x00", "\ud800", "\udfff", "\udc80", "\x1f", "\u2028", "😀", "ｆｕｌｌ", "\r\n", "", " ", "²", "9" * 30]
@@ -298,7 +298,7 @@ def test_an_ingest_that_fails_part_way_fails_the_job_and_a_resubmit_resumes_it(
 
 
 def test_the_reconciler_fails_a_job_whose_ingest_stopped(settings: Settings) -> None:
-    from storage.dispatch import reconcile
+    from storage.broker.dispatch import reconcile
 
     db = get_database(settings)
     job_id, _ = repo.create_job(db, name="killed mid-upload")

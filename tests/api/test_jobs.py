@@ -8,7 +8,7 @@ import json
 
 from fastapi.testclient import TestClient
 
-from storage.settings import Settings
+from storage.core.settings import Settings
 from tests.api.conftest import assert_error, submit, work
 
 DOCS = [
@@ -152,7 +152,7 @@ def test_retry_of_a_succeeded_job_conflicts(client: TestClient, settings: Settin
 
 
 def test_states_serves_the_domain_state_machine(client: TestClient) -> None:
-    from storage.domain import DOC_TRANSITIONS, JOB_TERMINAL, JOB_TRANSITIONS, JobStatus
+    from storage.core.domain import DOC_TRANSITIONS, JOB_TERMINAL, JOB_TRANSITIONS, JobStatus
 
     got = client.get("/states").json()
     assert got["job"]["states"] == [s.value for s in JobStatus]

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from producer.api import create_app
-from storage import queries
-from storage.db import get_database
-from storage.models import resolve
-from storage.settings import Settings
+from producer.api.app import create_app
+from storage.sql import queries
+from storage.sql.db import get_database
+from storage.catalog import resolve
+from storage.core.settings import Settings
 from tests.api.conftest import assert_error, submit, work
 from tests.helpers.model_variants import copy_shipped, without_org
 

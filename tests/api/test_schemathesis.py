@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.redis_server import RedisServer
-from storage.settings import Settings
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import Settings
 from tests.helpers.processes import WorkerPool
 from tests.helpers.serve import serve
 

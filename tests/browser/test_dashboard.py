@@ -12,12 +12,14 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from storage.redis_server import RedisServer
-from storage.settings import Settings
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import Settings
 from tests.helpers.fake_tagger import make_tagger
 from tests.helpers.processes import WorkerPool
 from tests.helpers.serve import ROOT, serve
@@ -49,6 +51,23 @@ def _chromium() -> str:
     return found
 
 
+@contextmanager
+def _page(**options: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A fresh page of the system Chromium, and the page errors it raises (tests assert none)."""
+    executable = _chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(**options)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            yield page, errors
+        finally:
+            browser.close()
+
+
 @pytest.fixture
 def served(tmp_path: Path, redis_server: RedisServer, workers: WorkerPool) -> Iterator[tuple[str, Settings]]:
     """``shiti serve`` on a free port plus one real worker; both stopped by pid."""
@@ -67,117 +86,108 @@ def _corpus(path: Path) -> list[dict[str, str]]:
 
 
 def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     base, _ = served
-    executable = _chromium()
     docs = _corpus(tmp_path / "news.jsonl")
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page(viewport={"width": 1320, "height": 900}, device_scale_factor=1)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
+    with _page(viewport={"width": 1320, "height": 900}, device_scale_factor=1) as (page, errors):
+        # Given the empty dashboard
+        page.goto(base + "/")
+        expect(page.get_by_role("heading", name="Extraction jobs")).to_be_visible()
 
-            # Given the empty dashboard
-            page.goto(base + "/")
-            expect(page.get_by_role("heading", name="Extraction jobs")).to_be_visible()
+        # When a corpus is uploaded through the form
+        page.get_by_test_id("upload-file").set_input_files(str(tmp_path / "news.jsonl"))
+        page.get_by_test_id("upload-name").fill("新闻样本 news sample")
+        page.get_by_test_id("upload-submit").click()
 
-            # When a corpus is uploaded through the form
-            page.get_by_test_id("upload-file").set_input_files(str(tmp_path / "news.jsonl"))
-            page.get_by_test_id("upload-name").fill("新闻样本 news sample")
-            page.get_by_test_id("upload-submit").click()
+        # Then the job page shows it running to the end
+        page.wait_for_url("**/#/jobs/*")
+        job_id = page.url.rsplit("/", 1)[1]
+        expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=90_000)
+        expect(page.get_by_test_id("stat-done")).to_contain_text(str(len(docs)))
+        expect(page.get_by_test_id("progress")).to_have_attribute("aria-valuenow", "100")
+        expect(page.get_by_test_id("top-entities")).to_be_visible()
+        expect(page.get_by_test_id("chart")).to_be_visible()
+        expect(page.get_by_test_id("entity-row").first).to_be_visible()
+        page.wait_for_timeout(400)
+        # Each entity is listed once (overlapping refreshes must not append a page twice)
+        shown = page.get_by_test_id("entity-row").all_inner_texts()
+        assert len(shown) == len(set(shown)) == 25, shown
+        page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
 
-            # Then the job page shows it running to the end
-            page.wait_for_url("**/#/jobs/*")
-            job_id = page.url.rsplit("/", 1)[1]
-            expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=90_000)
-            expect(page.get_by_test_id("stat-done")).to_contain_text(str(len(docs)))
-            expect(page.get_by_test_id("progress")).to_have_attribute("aria-valuenow", "100")
-            expect(page.get_by_test_id("top-entities")).to_be_visible()
-            expect(page.get_by_test_id("chart")).to_be_visible()
-            expect(page.get_by_test_id("entity-row").first).to_be_visible()
-            page.wait_for_timeout(400)
-            # Each entity is listed once (overlapping refreshes must not append a page twice)
-            shown = page.get_by_test_id("entity-row").all_inner_texts()
-            assert len(shown) == len(set(shown)) == 25, shown
-            page.screenshot(path=str(ARTIFACTS / "dashboard.png"), full_page=True)
+        # When the entity browser is filtered by type
+        page.locator("#ent-type button[data-type=LOC]").click()
+        page.wait_for_timeout(600)
+        labels = page.get_by_test_id("entity-row").locator(".chip").all_inner_texts()
+        assert labels and set(labels) == {"LOC"}
 
-            # When the entity browser is filtered by type
-            page.locator("#ent-type button[data-type=LOC]").click()
-            page.wait_for_timeout(600)
-            labels = page.get_by_test_id("entity-row").locator(".chip").all_inner_texts()
-            assert labels and set(labels) == {"LOC"}
+        # And a document is opened
+        doc = docs[0]
+        page.goto(f"{base}/#/jobs/{job_id}/docs/{doc['id']}")
+        text_box = page.get_by_test_id("doc-text")
+        expect(text_box).to_be_visible()
 
-            # And a document is opened
-            doc = docs[0]
-            page.goto(f"{base}/#/jobs/{job_id}/docs/{doc['id']}")
-            text_box = page.get_by_test_id("doc-text")
-            expect(text_box).to_be_visible()
+        # Then its entities are highlighted by type, exactly where the tagger put them
+        expected = [(e.label, e.text, e.start) for e in make_tagger().annotate([doc["text"]])[0]]
+        marks = text_box.locator("mark")
+        expect(marks).to_have_count(len(expected))
+        found = [(m.get_attribute("data-label"), m.inner_text(), int(m.get_attribute("data-start") or -1))
+                 for m in marks.all()]
+        assert found == expected
+        assert text_box.evaluate("el => el.textContent") == doc["text"]  # nothing lost or added
+        colours = {label: text_box.locator(f"mark[data-label={label}]").first
+                   .evaluate("el => getComputedStyle(el).backgroundColor")
+                   for label in {lab for lab, _, _ in expected}}
+        assert len(set(colours.values())) == len(colours), colours  # one colour per type
+        legend = page.get_by_test_id("legend")
+        for label in ENTITY_TYPES:
+            expect(legend.locator(f"[data-label={label}]")).to_contain_text(label)
+        page.screenshot(path=str(ARTIFACTS / "dashboard-document.png"), full_page=True)
 
-            # Then its entities are highlighted by type, exactly where the tagger put them
-            expected = [(e.label, e.text, e.start) for e in make_tagger().annotate([doc["text"]])[0]]
-            marks = text_box.locator("mark")
-            expect(marks).to_have_count(len(expected))
-            found = [(m.get_attribute("data-label"), m.inner_text(), int(m.get_attribute("data-start") or -1))
-                     for m in marks.all()]
-            assert found == expected
-            assert text_box.evaluate("el => el.textContent") == doc["text"]  # nothing lost or added
-            colours = {label: text_box.locator(f"mark[data-label={label}]").first
-                       .evaluate("el => getComputedStyle(el).backgroundColor")
-                       for label in {lab for lab, _, _ in expected}}
-            assert len(set(colours.values())) == len(colours), colours  # one colour per type
-            legend = page.get_by_test_id("legend")
-            for label in ENTITY_TYPES:
-                expect(legend.locator(f"[data-label={label}]")).to_contain_text(label)
-            page.screenshot(path=str(ARTIFACTS / "dashboard-document.png"), full_page=True)
+        # And the try-a-sentence box answers through a worker
+        page.goto(f"{base}/#/try")
+        page.get_by_test_id("try-text").fill("张伟在北京大学读书，毕业后加入了阿里巴巴，常驻杭州。")
+        page.get_by_test_id("try-submit").click()
+        out = page.get_by_test_id("try-output")
+        expect(out.locator("mark")).to_have_count(4, timeout=30_000)
+        assert out.locator("mark").all_inner_texts() == ["张伟", "北京大学", "阿里巴巴", "杭州"]
+        page.screenshot(path=str(ARTIFACTS / "dashboard-try.png"), full_page=True)
 
-            # And the try-a-sentence box answers through a worker
-            page.goto(f"{base}/#/try")
-            page.get_by_test_id("try-text").fill("张伟在北京大学读书，毕业后加入了阿里巴巴，常驻杭州。")
-            page.get_by_test_id("try-submit").click()
-            out = page.get_by_test_id("try-output")
-            expect(out.locator("mark")).to_have_count(4, timeout=30_000)
-            assert out.locator("mark").all_inner_texts() == ["张伟", "北京大学", "阿里巴巴", "杭州"]
-            page.screenshot(path=str(ARTIFACTS / "dashboard-try.png"), full_page=True)
+        # And the job list shows both jobs, finished, with full progress bars
+        page.goto(f"{base}/#/")
+        rows = page.get_by_test_id("job-row")
+        expect(rows).to_have_count(2)
+        expect(rows.first.get_by_test_id("job-state")).to_have_text("succeeded")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
 
-            # And the job list shows both jobs, finished, with full progress bars
-            page.goto(f"{base}/#/")
-            rows = page.get_by_test_id("job-row")
-            expect(rows).to_have_count(2)
-            expect(rows.first.get_by_test_id("job-state")).to_have_text("succeeded")
-            page.screenshot(path=str(ARTIFACTS / "dashboard-jobs.png"), full_page=True)
-
-            # When the job is re-run from its page (the same documents, the default model)
-            page.goto(f"{base}/#/jobs/{job_id}")
-            expect(page.get_by_test_id("job-state")).to_have_text("succeeded")
-            page.get_by_test_id("rerun").click()
-            page.wait_for_url(lambda url: "/#/jobs/" in url and not url.endswith(job_id))
-            rerun_id = page.url.rsplit("/", 1)[1]
-            expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=90_000)
-            # Then its diff against the first job, linked from the page, finds no difference
-            page.get_by_test_id("diff-link").click()
-            counts = page.get_by_test_id("diff-counts")
-            expect(counts).to_contain_text("all")
-            assert page.url.endswith(f"/#/jobs/{job_id}/diff/{rerun_id}")
-            assert counts.locator("tbody tr").last.locator("td.num").all_inner_texts() == ["0", "0", "0"]
-            expect(page.get_by_test_id("diff-only-a")).to_contain_text("None.")
-            page.screenshot(path=str(ARTIFACTS / "dashboard-diff.png"), full_page=True)
-            assert errors == []
-        finally:
-            browser.close()
+        # When the job is re-run from its page (the same documents, the default model)
+        page.goto(f"{base}/#/jobs/{job_id}")
+        expect(page.get_by_test_id("job-state")).to_have_text("succeeded")
+        page.get_by_test_id("rerun").click()
+        page.wait_for_url(lambda url: "/#/jobs/" in url and not url.endswith(job_id))
+        rerun_id = page.url.rsplit("/", 1)[1]
+        expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=90_000)
+        # Then its diff against the first job, linked from the page, finds no difference
+        page.get_by_test_id("diff-link").click()
+        counts = page.get_by_test_id("diff-counts")
+        expect(counts).to_contain_text("all")
+        assert page.url.endswith(f"/#/jobs/{job_id}/diff/{rerun_id}")
+        assert counts.locator("tbody tr").last.locator("td.num").all_inner_texts() == ["0", "0", "0"]
+        expect(page.get_by_test_id("diff-only-a")).to_contain_text("None.")
+        page.screenshot(path=str(ARTIFACTS / "dashboard-diff.png"), full_page=True)
+        assert errors == []
 
 
 MARKUP = '<img src=x onerror="window.__pwned=1">'
 
 
 def test_key_prompt_sign_in_401_and_markup_rendered_inert(served: tuple[str, Settings]) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     from producer.service import submit_corpus
-    from storage import keys as api_keys
-    from storage.db import get_database
+    from storage.sql import keys as api_keys
+    from storage.sql.db import get_database
 
     base, settings = served
     # Given keys exist (so the running API requires one) and a job named, and filled, with markup
@@ -185,43 +195,75 @@ def test_key_prompt_sign_in_401_and_markup_rendered_inert(served: tuple[str, Set
     key = api_keys.create_key(db, name="web-user", scope="submit")
     job = submit_corpus(settings, [{"id": "</script><b>x</b>", "text": MARKUP + "张伟在北京。"}],
                         name=MARKUP, owner="web-user").job_id
-    executable = _chromium()
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(base + "/")
-            # Then the page asks for a key (the open-API re-check allows a couple of seconds)
-            expect(page.get_by_test_id("key-form")).to_be_visible(timeout=10_000)
-            # When a wrong key is given, Then the prompt comes back
-            page.get_by_test_id("key-input").fill("shiti_not-a-key-at-all")
-            page.get_by_test_id("key-submit").click()
-            expect(page.get_by_test_id("key-form")).to_be_visible()
-            # When the right key is given, Then the page shows who is signed in and the job list
-            page.get_by_test_id("key-input").fill(key)
-            page.get_by_test_id("key-submit").click()
-            expect(page.get_by_test_id("whoami")).to_have_text("web-user · submit")
-            expect(page.get_by_role("heading", name="Extraction jobs")).to_be_visible()
-            expect(page.get_by_text(MARKUP).first).to_be_visible()  # shown as text
-            page.goto(f"{base}/#/jobs/{job}/docs/{'</script><b>x</b>'}")
-            expect(page.get_by_text(MARKUP + "张伟在北京。").first).to_be_visible()
-            assert page.evaluate("window.__pwned") is None
-            assert page.locator("img[src=x]").count() == 0
-            # When the key is revoked, Then the next request brings the prompt back
-            api_keys.revoke_key(db, "web-user")
-            page.goto(base + "/#/")
-            page.reload()
-            expect(page.get_by_test_id("key-form")).to_be_visible()
-            # And signing out clears the key
-            key2 = api_keys.create_key(db, name="web-user", scope="read")
-            page.get_by_test_id("key-input").fill(key2)
-            page.get_by_test_id("key-submit").click()
-            expect(page.get_by_test_id("whoami")).to_have_text("web-user · read")
-            page.get_by_test_id("sign-out").click()
-            expect(page.get_by_test_id("key-form")).to_be_visible()
-            assert page.evaluate("sessionStorage.getItem('shiti.apiKey')") is None
-            assert errors == [], errors
-        finally:
-            browser.close()
+    with _page() as (page, errors):
+        page.goto(base + "/")
+        # Then the page asks for a key (the open-API re-check allows a couple of seconds)
+        expect(page.get_by_test_id("key-form")).to_be_visible(timeout=10_000)
+        # When a wrong key is given, Then the prompt comes back
+        page.get_by_test_id("key-input").fill("shiti_not-a-key-at-all")
+        page.get_by_test_id("key-submit").click()
+        expect(page.get_by_test_id("key-form")).to_be_visible()
+        # When the right key is given, Then the page shows who is signed in and the job list
+        page.get_by_test_id("key-input").fill(key)
+        page.get_by_test_id("key-submit").click()
+        expect(page.get_by_test_id("whoami")).to_have_text("web-user · submit")
+        expect(page.get_by_role("heading", name="Extraction jobs")).to_be_visible()
+        expect(page.get_by_text(MARKUP).first).to_be_visible()  # shown as text
+        page.goto(f"{base}/#/jobs/{job}/docs/{'</script><b>x</b>'}")
+        expect(page.get_by_text(MARKUP + "张伟在北京。").first).to_be_visible()
+        assert page.evaluate("window.__pwned") is None
+        assert page.locator("img[src=x]").count() == 0
+        # When the key is revoked, Then the next request brings the prompt back
+        api_keys.revoke_key(db, "web-user")
+        page.goto(base + "/#/")
+        page.reload()
+        expect(page.get_by_test_id("key-form")).to_be_visible()
+        # And signing out clears the key
+        key2 = api_keys.create_key(db, name="web-user", scope="read")
+        page.get_by_test_id("key-input").fill(key2)
+        page.get_by_test_id("key-submit").click()
+        expect(page.get_by_test_id("whoami")).to_have_text("web-user · read")
+        page.get_by_test_id("sign-out").click()
+        expect(page.get_by_test_id("key-form")).to_be_visible()
+        assert page.evaluate("sessionStorage.getItem('shiti.apiKey')") is None
+        assert errors == [], errors
+
+
+def test_entity_labels_come_from_get_models(served: tuple[str, Settings]) -> None:
+    from playwright.sync_api import expect
+
+    from producer.service import job_status, submit_corpus
+
+    base, settings = served
+    # Given a job over one document with a PER and a LOC entity
+    job = submit_corpus(settings, [{"id": "d1", "text": "张伟在北京。"}], name="labels").job_id
+    model = job_status(settings, job)["model"]
+    # ... and GET /models (answered by the browser) lists GPE for the job's model, MISC for another
+    view = {"content_hash": "0" * 64, "size_bytes": None, "card": "", "ok": True, "error": None, "workers": 1}
+    listed = [{**view, "name": model, "labels": ["GPE", "LOC", "PER"]},
+              {**view, "name": "other", "labels": ["MISC", "ORG"]}]
+    with _page() as (page, errors):
+        page.route("**/models", lambda route: route.fulfill(json=listed))
+        page.goto(f"{base}/#/jobs/{job}")
+        expect(page.get_by_test_id("job-state")).to_have_text("succeeded", timeout=30_000)
+        # Then the type filter offers the job's model's labels, known ones first
+        expect(page.locator("#ent-type button")).to_have_text(["all", "PER", "LOC", "GPE"])
+        # And the footer lists every model's labels, the known ones with their names
+        expect(page.locator(".footer .chip")).to_have_text(["PER 人名", "LOC 地名", "ORG 机构", "GPE", "MISC"])
+        # And the document's legend counts them, an unknown label in the neutral colour
+        page.goto(f"{base}/#/jobs/{job}/docs/d1")
+        legend = page.get_by_test_id("legend")
+        expect(legend.locator(".chip")).to_have_text(["PER 人名 1", "LOC 地名 1", "GPE 0"])
+        expect(legend.locator("[data-label=GPE]")).to_have_class("chip chip-X")
+
+        # When GET /models fails, Then the labels come from the data
+        page.unroute("**/models")
+        page.route("**/models", lambda route: route.fulfill(
+            status=500, json={"error": {"code": "internal", "message": "no models"}}))
+        page.goto(f"{base}/#/jobs/{job}")
+        page.reload()
+        expect(page.get_by_test_id("entity-row")).to_have_count(2)
+        expect(page.locator("#ent-type button")).to_have_text(["all", "PER", "LOC"])
+        page.goto(f"{base}/#/jobs/{job}/docs/d1")
+        expect(page.get_by_test_id("legend").locator(".chip")).to_have_text(["PER 人名 1", "LOC 地名 1"])
+        assert errors == [], errors

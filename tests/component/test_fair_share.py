@@ -13,12 +13,13 @@ import fakeredis
 import pytest
 
 from producer.service import JobOptions, submit_corpus
-from storage import dispatch as dispatch_mod
-from storage.db import dispose_all
-from storage.dispatch import dispatch, queue_depth, queue_target
-from storage.presence import Presence, announce
-from storage.queue import PRIORITY_NORMAL, queue_for, queue_keys
-from storage.settings import Settings
+from storage.broker import dispatch as dispatch_mod
+from storage.sql.db import dispose_all
+from storage.broker.dispatch import dispatch, queue_depth, queue_target
+from storage.broker.presence import announce
+from storage.core.views import Presence
+from storage.broker.queue import PRIORITY_NORMAL, queue_for, queue_keys
+from storage.core.settings import Settings
 
 
 class Recorder:
@@ -139,15 +140,15 @@ def test_a_job_whose_files_no_live_worker_holds_waits_instead_of_bouncing(setup)
 
 
 def test_a_retried_job_rejoins_at_the_running_jobs_virtual_time(settings) -> None:  # type: ignore[no-untyped-def]
-    from storage import repo
-    from storage.db import get_database
+    from storage.sql import repo
+    from storage.sql.db import get_database
 
     db = get_database(settings)
     old = _job(settings, 1, prefix="old")
     with db.write() as conn:  # it ran long ago, alone, to a high virtual time, then failed
         from sqlalchemy import update
 
-        from storage.schema import document, job
+        from storage.sql.schema import document, job
         conn.execute(update(job).where(job.c.id == old).values(vtime=1e9, status="failed", failed=1))
         conn.execute(update(document).where(document.c.job_id == old).values(status="failed", reason="error"))
     running = _job(settings, 10, prefix="new")

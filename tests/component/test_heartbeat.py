@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from storage import repo
-from storage.db import Database
-from storage.domain import Outcome
-from storage.schema import document
+from storage.sql import repo
+from storage.sql.db import Database
+from storage.core.domain import Outcome
+from storage.sql.schema import document
 from tests.component.test_repo import make_job
 from worker.heartbeat import heartbeat
 
@@ -46,8 +46,8 @@ OPS = st.lists(st.tuples(st.sampled_from(["claim", "renew", "save"]), st.sampled
 @settings(max_examples=40, deadline=None)
 @given(ops=OPS)
 def test_renewals_and_saves_are_fenced_under_any_interleaving(tmp_path_factory, ops) -> None:
-    from storage.db import make_engine
-    from storage.schema import metadata
+    from storage.sql.db import make_engine
+    from storage.sql.schema import metadata
 
     path = tmp_path_factory.mktemp("hb") / "db.sqlite"
     db = Database(make_engine(f"sqlite:///{path}"))

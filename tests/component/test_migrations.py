@@ -1,4 +1,4 @@
-"""Alembic migrations (storage/migrate.py): a fresh database gets exactly the models' schema; a
+"""Alembic migrations (storage/sql/migrate.py): a fresh database gets exactly the models' schema; a
 database made by the release before migrations, with jobs and entities in it, upgrades in place
 with every row intact; a database behind the code, or from a newer release, is refused with the
 command to run -- by the library, the CLI, a worker and the API (exit 78). SQLite and PostgreSQL."""
@@ -16,15 +16,14 @@ from alembic.runtime.migration import MigrationContext
 from click.testing import CliRunner
 from sqlalchemy import Engine, insert, select, text
 
-from producer.cli import cli
-from storage import migrate
-from storage.db import dispose_all, get_database, make_engine, upgrade_schema
-from storage.errors import SchemaOutOfDate
-from storage.launch import worker_command
-from storage.models import default_name
-from storage.redis_server import RedisServer
-from storage.schema import metadata
-from storage.settings import Settings
+from producer.cli.main import cli
+from storage.sql import migrate
+from storage.sql.db import dispose_all, get_database, make_engine, upgrade_schema
+from storage.core.errors import SchemaOutOfDate
+from storage.processes.launch import worker_command
+from storage.broker.redis_server import RedisServer
+from storage.sql.schema import metadata
+from storage.core.settings import Settings
 from tests.helpers import legacy_schema as legacy
 
 REPO = Path(__file__).resolve().parents[2]
@@ -115,7 +114,7 @@ def test_open_jobs_from_before_per_job_models_are_given_the_default_model_at_upg
     with engine.connect() as conn:
         models = dict(conn.execute(select(metadata.tables["job"].c.id, metadata.tables["job"].c.model)).all())
         statuses = set(conn.execute(select(legacy.document.c.status).where(legacy.document.c.job_id == "c" * 32)).scalars())
-    assert models == {"a" * 32: None, "b" * 32: None, "c" * 32: default_name(settings)}
+    assert models == {"a" * 32: None, "b" * 32: None, "c" * 32: settings.model_name}
     assert statuses == {"pending"}
     engine.dispose()
 
@@ -143,7 +142,7 @@ def test_a_worker_and_the_api_refuse_a_database_behind_the_code(tmp_path: Path, 
     assert "refusing to start: database schema is made before migrations" in worker.stderr
     assert "shiti db upgrade" in worker.stderr
     # And so does the API
-    api = subprocess.run([sys.executable, "-m", "producer.cli", "serve", "--port", "0"], env=env, cwd=REPO,
+    api = subprocess.run([sys.executable, "-m", "producer.cli.main", "serve", "--port", "0"], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=60)
     assert api.returncode == 78, api.stderr[-2000:]
     assert "shiti serve: refusing to start: database schema is made before migrations" in api.stderr

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from producer.service import job_options, submit_corpus
-from storage import queries
-from storage.db import get_database
-from storage.errors import PermanentError
-from storage.models import UnknownModel, content_hash, default_name, list_models, resolve
-from storage.settings import DEFAULT_MODEL, REPO_ROOT, Settings
+from storage.sql import queries
+from storage.sql.db import get_database
+from storage.core.errors import PermanentError
+from storage.catalog import UnknownModel, content_hash, list_models, resolve
+from storage.core.settings import DEFAULT_MODEL, REPO_ROOT, Settings
 from tests.helpers.model_variants import copy_shipped, without_org
 
 
@@ -45,7 +45,7 @@ def test_every_entry_is_listed_with_its_hash_labels_size_and_card_and_broken_one
     assert not found["notes"].ok and "neither a shiti artifact" in found["notes"].error
 
 
-def test_a_raner_directory_without_manifest_hashes_every_file(tmp_path: Path) -> None:
+def test_a_raner_directory_is_hashed_by_every_file_and_listed_as_not_servable(tmp_path: Path) -> None:
     d = tmp_path / "raner"
     d.mkdir()
     (d / "config.json").write_text(json.dumps({"id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}}))
@@ -53,8 +53,12 @@ def test_a_raner_directory_without_manifest_hashes_every_file(tmp_path: Path) ->
     first = content_hash(d)
     (d / "pytorch_model.bin").write_bytes(b"weight2")
     assert content_hash(d) != first
+    # Listed, and refused for serving with the command that converts it
     info = list_models(Settings(models_dir=tmp_path))[0]
-    assert info.ok and info.labels == ("PER",)
+    assert not info.ok and "a RaNER directory, not servable" in info.error
+    assert f"quantize it first: shiti model quantize {d} --out" in info.error
+    with pytest.raises(PermanentError, match="cannot be served: a RaNER directory, not servable"):
+        resolve(Settings(models_dir=tmp_path), "raner")
 
 
 def test_resolve_finds_names_paths_and_refuses_unknown_or_broken_ones(models_dir: Path) -> None:
@@ -67,7 +71,7 @@ def test_resolve_finds_names_paths_and_refuses_unknown_or_broken_ones(models_dir
         resolve(settings, "zh-corrupt")
     # A path as the default: its name is the directory's
     by_path = Settings(models_dir=models_dir, model=str(models_dir / "zh-no-org"))
-    assert default_name(by_path) == "zh-no-org" and resolve(by_path).content_hash == resolve(settings, "zh-no-org").content_hash
+    assert by_path.model_name == "zh-no-org" and resolve(by_path).content_hash == resolve(settings, "zh-no-org").content_hash
     # The shipped default by name
     assert resolve(Settings()).path == str(REPO_ROOT / "models" / "shiti-zh-small")
 
@@ -85,7 +89,7 @@ def test_an_unknown_model_at_submit_stores_nothing_and_lists_the_known_ones(mode
 
 
 def _model_list(*args: str, models_dir: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "producer.cli", "model", "list", *args],
+    return subprocess.run([sys.executable, "-m", "producer.cli.main", "model", "list", *args],
                           env={"PATH": "/usr/bin:/bin", "SHITI_MODELS_DIR": str(models_dir),
                                "SHITI_REDIS_URL": "redis://127.0.0.1:9/0", "PYTHONPATH": str(REPO_ROOT)},
                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=120)
@@ -96,7 +100,7 @@ def test_shiti_model_list_on_good_empty_missing_and_broken_directories(models_di
     assert good.returncode == 0, good.stderr
     lines = {line.split()[0]: line for line in good.stdout.splitlines()}
     assert "LOC,ORG,PER" in lines["zh"] and "sha256 " + resolve(Settings(models_dir=models_dir), "zh").content_hash[:16] in lines["zh"]
-    assert "BROKEN: crf.json does not match" in lines["zh-corrupt"]
+    assert "NOT SERVABLE: crf.json does not match" in lines["zh-corrupt"]
     as_json = json.loads(_model_list("--json", models_dir=models_dir).stdout)
     assert {m["name"]: m["ok"] for m in as_json} == {"notes": False, "shiti-zh-small": False, "zh": True,
                                                      "zh-corrupt": False, "zh-no-org": True}
@@ -111,7 +115,7 @@ def test_shiti_model_list_on_good_empty_missing_and_broken_directories(models_di
 
 
 def test_a_model_an_earlier_job_recorded_is_accepted_while_no_worker_announces_it(tmp_path: Path) -> None:
-    from storage import repo
+    from storage.sql import repo
 
     settings = Settings(data_dir=tmp_path / "data", models_dir=tmp_path, model="zh")  # no model files here
     db = get_database(settings)
@@ -122,7 +126,7 @@ def test_a_model_an_earlier_job_recorded_is_accepted_while_no_worker_announces_i
 
 
 def test_webhook_urls_in_status_show_scheme_and_host_only() -> None:
-    from storage.webhooks import redact_url
+    from storage.webhook.http import redact_url
 
     assert redact_url("https://hooks.example.com/services/T000/B000/XXXX?token=1") == "https://hooks.example.com/…"
     assert redact_url("http://10.0.0.5:8080/") == "http://10.0.0.5:8080/"

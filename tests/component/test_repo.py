@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, update
 
-from storage import queries, repo
-from storage.db import Database
-from storage.domain import Entity, Outcome
-from storage.schema import document, entity, job
+from storage.sql import queries, repo
+from storage.sql.db import Database
+from storage.core.domain import Entity, Outcome
+from storage.sql.schema import document, entity, job
 
 
 def make_job(db: Database, texts: list[str], *, token: str | None = None) -> tuple[str, list[int]]:

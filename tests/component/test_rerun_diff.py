@@ -8,12 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer.service import JobOptions, diff_jobs, job_status, rerun_job, submit_corpus
-from storage import queries, repo
-from storage.db import Database, get_database
-from storage.diff import NotComparable, diff_spans
-from storage.domain import Entity, Outcome
-from storage.settings import Settings
-from storage.views import SpanView
+from storage.sql import queries, repo
+from storage.sql.db import Database, get_database
+from storage.sql.diff import NotComparable, diff_spans
+from storage.core.domain import Entity, Outcome
+from storage.core.settings import Settings
+from storage.core.views import SpanView
 
 TEXTS = {"d1": "张伟在北京的清华大学读书。", "d2": "王芳去了上海。", "d3": "没有实体的一句话。"}
 BAD = "\ud800"  # rejected at ingest
@@ -82,7 +82,7 @@ def test_diff_refuses_jobs_over_different_documents(settings: Settings) -> None:
 
 
 def test_rerun_of_an_unknown_job_is_not_found(settings: Settings) -> None:
-    from storage.errors import NotFound
+    from storage.core.errors import NotFound
 
     with pytest.raises(NotFound):
         rerun_job(settings, "0" * 32, options=JobOptions("a", "hash-a"))

@@ -1,6 +1,6 @@
 """One state machine: random sequences of the repository's operations (claim, save, release,
 lease expiry, dispatch, cancel, retry, recount) on a small job move every document and the job
-only along the edges of ``storage/domain.py``'s transition tables, and a job whose documents are
+only along the edges of ``storage/core/domain.py``'s transition tables, and a job whose documents are
 all terminal ends in ``final_job_status``. SQLite (the fast path; the operations are the same SQL
 on PostgreSQL, covered by tests/component/test_repo.py)."""
 
@@ -14,9 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from storage import repo
-from storage.db import Database, dispose_all, get_database
-from storage.domain import (
+from storage.sql import repo
+from storage.sql.db import Database, dispose_all, get_database
+from storage.core.domain import (
     DOC_TERMINAL,
     DOC_TRANSITIONS,
     JOB_TERMINAL,
@@ -26,9 +26,9 @@ from storage.domain import (
     Outcome,
     final_job_status,
 )
-from storage.errors import InvalidTransition
-from storage.schema import document, job
-from storage.settings import Settings
+from storage.core.errors import InvalidTransition
+from storage.sql.schema import document, job
+from storage.core.settings import Settings
 from tests.component.test_repo import make_job
 
 N_DOCS = 5

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import select
 
 from producer.service import find_entities, job_status, submit_corpus
-from storage import queries, repo
-from storage.db import Database
-from storage.schema import document, entity, job
-from storage.settings import Settings
+from storage.sql import queries, repo
+from storage.sql.db import Database
+from storage.sql.schema import document, entity, job
+from storage.core.settings import Settings
 from tests.helpers.fake_tagger import FakeTagger
 from worker.batch import run_batch
 
@@ -40,7 +40,7 @@ def submit(settings: Settings) -> tuple[str, list[int]]:
 
 
 def repo_db(settings: Settings) -> Database:
-    from storage.db import get_database
+    from storage.sql.db import get_database
 
     return get_database(settings)
 

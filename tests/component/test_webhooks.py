@@ -1,6 +1,6 @@
 """Completion webhooks against real local receivers (no HTTP mocks): at-least-once delivery with
 backoff, one send per attempt under concurrent notifiers, HMAC signatures, timeouts, the give-up
-window and the SSRF rules (storage/webhooks.py, worker/notifier.py)."""
+window and the SSRF rules (storage/webhook/http.py, worker/notifier.py)."""
 
 from __future__ import annotations
 
@@ -22,23 +22,15 @@ import pytest
 import redis
 from sqlalchemy import func, select
 
-from storage import queries, repo
-from storage.db import Database
-from storage.domain import Outcome
-from storage.redis_server import RedisServer
-from storage.schema import document, notification
-from storage.settings import Settings
-from storage.webhooks import (
-    WebhookRefused,
-    WebhookUnresolvable,
-    backoff,
-    check_url,
-    deliver_due,
-    delivery_status,
-    post,
-    sign,
-    verify,
-)
+from storage.sql import queries, repo
+from storage.sql.db import Database
+from storage.core.domain import Outcome
+from storage.broker.redis_server import RedisServer
+from storage.sql.schema import document, notification
+from storage.core.settings import Settings
+from storage.sql.outbox import delivery_status
+from storage.webhook.deliver import deliver_due, retry_after
+from storage.webhook.http import WebhookRefused, WebhookUnresolvable, check_url, post, sign, verify
 from tests.helpers.webhook_receivers import SECRET, Receiver, Silent
 from worker.notifier import Notifier, notify_once
 
@@ -381,9 +373,9 @@ def test_sign_and_verify_round_trip() -> None:
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     for attempts, base in [(1, 5), (2, 10), (3, 20), (4, 40), (7, 320)]:
         for _ in range(50):
-            assert 0.8 * base <= backoff(attempts, cap=600) <= 1.2 * base
-    assert all(backoff(n, cap=600) <= 600 for n in (8, 9, 50, 10**6))
-    assert backoff(10**6, cap=600) >= 480
+            assert 0.8 * base <= retry_after(attempts, cap=600) <= 1.2 * base
+    assert all(retry_after(n, cap=600) <= 600 for n in (8, 9, 50, 10**6))
+    assert retry_after(10**6, cap=600) >= 480
 
 
 def test_the_documented_receiver_snippet_agrees_with_verify() -> None:

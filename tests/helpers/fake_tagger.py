@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from worker.model.errors import DeadlineExceeded, Stopped  # torch-free
+from worker.tagger.errors import DeadlineExceeded, Stopped  # torch-free
 
 NAMES = {
     "PER": ["张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄强", "周杰", "吴婷", "习近平", "李强"],

@@ -12,10 +12,10 @@ import redis
 from sqlalchemy import func, select
 
 from producer.service import wait_job
-from storage.db import get_database
-from storage.queue import waiting_by_queue
-from storage.schema import document, entity
-from storage.settings import Settings
+from storage.sql.db import get_database
+from storage.broker.queue import waiting_by_queue
+from storage.sql.schema import document, entity
+from storage.core.settings import Settings
 
 SAMPLE = Path(__file__).resolve().parents[2] / "producer" / "samples" / "news.jsonl"
 LONG_TAIL = "年终，新华社记者在北京采访了清华大学的张伟。"

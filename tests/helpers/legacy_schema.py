@@ -1,4 +1,4 @@
-"""Frozen copy of ``storage/schema.py`` as the last release before migrations shipped it (commit
+"""Frozen copy of ``storage/sql/schema.py`` as the last release before migrations shipped it (commit
 63acec3): its ``create_all`` makes the databases that release's users have. The upgrade test
 builds one with this and upgrades it in place. Never edit to follow the current schema."""
 

@@ -8,7 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
-from storage.settings import DEFAULT_MODEL
+from storage.core.settings import DEFAULT_MODEL
 
 NO_ORG = -10_000.0  # a start score no path survives
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from storage.redis_server import free_port
+from storage.broker.redis_server import free_port
 
 
 def pg_bindir() -> Path | None:

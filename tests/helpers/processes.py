@@ -1,4 +1,4 @@
-"""Real ``celery worker`` subprocesses for tests (started with ``storage.launch``), all stopped at teardown."""
+"""Real ``celery worker`` subprocesses for tests (started with ``storage.processes.launch``), all stopped at teardown."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storage.launch import READY, WorkerProcess, start_worker
-from storage.settings import Settings
+from storage.processes.launch import READY, WorkerProcess, start_worker
+from storage.core.settings import Settings
 
 __all__ = ["WorkerPool", "WorkerProcess"]
 

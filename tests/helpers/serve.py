@@ -12,8 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from storage.redis_server import free_port
-from storage.settings import Settings
+from storage.broker.redis_server import free_port
+from storage.core.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,7 +40,7 @@ def serve(settings: Settings, log_path: Path, *, env: dict[str, str] | None = No
     full_env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT), **(env or {})}
     log = log_path.open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from producer.cli import main; main()", "serve", "--port", str(port)],
+        [sys.executable, "-c", "from producer.cli.main import main; main()", "serve", "--port", str(port)],
         env=full_env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True)
     log.close()

@@ -1,4 +1,4 @@
-"""A tiny random BERT-CRF written as a RaNER directory with ``write_raner_dir`` (raner_format.md §7).
+"""A tiny random BERT-CRF written as a RaNER directory with ``write_raner_dir`` (docs/raner_format.md §7).
 
 Deterministic (seeded) with a sharpened Linear layer so it emits a non-trivial mix of tags.
 """
@@ -16,8 +16,8 @@ def build_tiny_model(out: Path, *, chars: str, seed: int = 0, max_pos: int = 64)
     import torch
     from transformers import BertConfig
 
-    from worker.model.training.network import BertCrf
-    from worker.model.conversion.raner_dir import write_raner_dir
+    from worker.model.network import BertCrf
+    from worker.model.raner_dir import write_raner_dir
 
     out.mkdir(parents=True, exist_ok=True)
     vocab = SPECIAL + sorted(set(chars) - set(" \t\r\n"))

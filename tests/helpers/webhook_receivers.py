@@ -8,7 +8,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from storage.webhooks import verify
+from storage.webhook.http import verify
 
 SECRET = "whsec-test-0123456789"
 

@@ -12,10 +12,10 @@ import pytest
 from sqlalchemy import select
 
 from producer.service import cancel_job, job_status, submit_corpus
-from storage.db import get_database
-from storage.redis_server import RedisServer
-from storage.schema import document, entity
-from storage.settings import DEFAULT_MODEL, Settings
+from storage.sql.db import get_database
+from storage.broker.redis_server import RedisServer
+from storage.sql.schema import document, entity
+from storage.core.settings import DEFAULT_MODEL, Settings
 from tests.helpers.jobs import wait_terminal
 from tests.helpers.processes import WorkerPool
 

@@ -11,13 +11,13 @@ import pytest
 import redis
 
 from producer.service import diff_jobs, job_options, job_status, rerun_job, submit_corpus
-from storage import queries
-from storage.db import get_database
-from storage.dispatch import broker
-from storage.models import resolve
-from storage.queue import BatchMessage, publish, queue_for
-from storage.redis_server import RedisServer
-from storage.settings import Settings
+from storage.sql import queries
+from storage.sql.db import get_database
+from storage.broker.dispatch import broker
+from storage.catalog import resolve
+from storage.broker.queue import BatchMessage, publish, queue_for
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import Settings
 from tests.helpers.jobs import stored_entities, wait_terminal, write_corpus
 from tests.helpers.model_variants import copy_shipped, without_org
 from tests.helpers.processes import WorkerPool
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def _in_process(settings: Settings, model: str, texts: dict[str, str]) -> set[tuple[str, int, int, str, str]]:
-    from worker.model.serving.loading import load_tagger
+    from worker.tagger.loading import load_tagger
 
     tagger = load_tagger(resolve(settings, model).path)
     ids = list(texts)
@@ -94,7 +94,7 @@ def queries_pending(settings: Settings, job_id: str) -> list[tuple[int, int]]:
     """Documents of a job that no worker has finished (queued or pending)."""
     from sqlalchemy import select
 
-    from storage.schema import document
+    from storage.sql.schema import document
 
     with get_database(settings).read() as conn:
         return [(int(i), int(n)) for i, n in conn.execute(

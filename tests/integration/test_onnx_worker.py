@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from producer.service import submit_corpus
-from storage.redis_server import RedisServer
-from storage.settings import DEFAULT_MODEL, Settings
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import DEFAULT_MODEL, Settings
 from tests.helpers.jobs import stored_entities, wait_terminal, write_corpus
 from tests.helpers.processes import WorkerPool
 

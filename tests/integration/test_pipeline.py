@@ -9,14 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from producer.service import submit_corpus
-from storage import repo
-from storage.db import get_database
-from storage.dispatch import broker, plan_batches
-from storage.models import default_name
-from storage.queue import BatchMessage, publish, queue_for
-from storage.redis_server import RedisServer
-from storage.schema import document
-from storage.settings import Settings
+from storage.sql import repo
+from storage.sql.db import get_database
+from storage.broker.dispatch import broker, plan_batches
+from storage.broker.queue import BatchMessage, publish, queue_for
+from storage.broker.redis_server import RedisServer
+from storage.sql.schema import document
+from storage.core.settings import Settings
 from tests.conftest import FAKE_MODEL
 from tests.helpers.fake_tagger import FakeTagger
 from tests.helpers.jobs import stored_entities, stored_rows, wait_drained, wait_terminal, write_corpus
@@ -65,7 +64,7 @@ def test_submit_tag_query_and_rerun(tmp_path: Path, redis_server: RedisServer, w
     logs_before = sum(w.log.read_text().count("succeeded in") for w in workers.started)
     batches = plan_batches(pending, max_chars=settings.batch_chars, max_docs=settings.batch_docs)
     for batch in batches:
-        publish(app, BatchMessage(result.job_id, tuple(batch)), queue=queue_for(settings, default_name(settings)))
+        publish(app, BatchMessage(result.job_id, tuple(batch)), queue=queue_for(settings, settings.model_name))
     wait_drained(settings, timeout=60)
     logs_after = sum(w.log.read_text().count("succeeded in") for w in workers.started)
     assert logs_after - logs_before == len(batches)

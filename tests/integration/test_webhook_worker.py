@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from producer.service import job_options, job_status, submit_corpus
-from storage.redis_server import RedisServer
-from storage.settings import Settings
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import Settings
 from tests.conftest import FAKE_MODEL
 from tests.helpers.jobs import wait_terminal
 from tests.helpers.processes import WorkerPool

@@ -18,7 +18,7 @@ for model_dir, texts in jobs.items():
         try:
             got = ner(text)["output"]
             out.append([[e["type"], int(e["start"]), int(e["end"]), float(e["prob"]), e["span"]] for e in got])
-        except Exception as exc:  # modelscope crashes on some inputs (raner_format.md §4.4)
+        except Exception as exc:  # modelscope crashes on some inputs (docs/raner_format.md §4.4)
             out.append({"error": repr(exc)})
     result[model_dir] = out
 print("@@RESULT@@" + json.dumps(result, ensure_ascii=False))

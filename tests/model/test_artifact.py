@@ -8,10 +8,10 @@ import random
 import pytest
 from torch.ao.nn.quantized import dynamic as nnqd
 
-from worker.model.conversion.artifact import load_artifact, quantize
-from worker.model.errors import ModelLoadError
-from worker.model.serving.loading import load_tagger
-from worker.model.serving.tagger import Tagger
+from worker.model.artifact import load_artifact, quantize
+from worker.tagger.errors import ModelLoadError
+from worker.model.torch_tagger import load_torch_tagger, torch_tagger
+from worker.tagger.tagger import Tagger
 
 
 def _sample_texts(n: int, seed: int = 0) -> list[str]:
@@ -37,8 +37,8 @@ def test_artifact_round_trip_equals_quantize_at_load(tiny, tmp_path, char_mode: 
     assert isinstance(loaded.model.encoder.encoder.layer[0].attention.self.query, nnqd.Linear)
     assert not any(p.is_meta for p in loaded.model.parameters())
     texts = _sample_texts(40) + ["北京 abc 2023 😀\r\n清华"]
-    a = load_tagger(art, max_length=48).annotate(texts)
-    b = load_tagger(src, int8=True, max_length=48).annotate(texts)
+    a = load_torch_tagger(art, max_length=48).annotate(texts)
+    b = load_torch_tagger(src, int8=True, max_length=48).annotate(texts)
     assert a == b
 
 
@@ -57,13 +57,13 @@ def test_float_modules_and_max_length_round_trip(tiny, tmp_path) -> None:
     assert isinstance(layers[0].attention.self.key, nnqd.Linear)
     assert loaded.max_length == 24
     # Then it tags exactly like the same mixed quantization done at load time
-    from worker.model.conversion.artifact import quantize_model
-    from worker.model.conversion.checkpoint import load_raner_dir
+    from worker.model.artifact import quantize_model
+    from worker.model.checkpoint import load_raner_dir
 
     ref = load_raner_dir(src)
     quantize_model(ref.model, keep_float=keep)
     texts = _sample_texts(30)
-    assert Tagger(loaded, max_length=24).annotate(texts) == Tagger(ref, max_length=24).annotate(texts)
+    assert torch_tagger(loaded, max_length=24).annotate(texts) == torch_tagger(ref, max_length=24).annotate(texts)
     with pytest.raises(ModelLoadError, match="no Linear"):
         quantize(src, tmp_path / "bad", keep_float=["encoder.layer.9.nope"], fmt="torch")
 
@@ -71,8 +71,8 @@ def test_float_modules_and_max_length_round_trip(tiny, tmp_path) -> None:
 def test_int8_agrees_with_fp32_on_99_percent_of_entities(tiny) -> None:
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11)
     texts = _sample_texts(300, seed=1)
-    fp32 = _keys(load_tagger(src, int8=False, max_length=64).annotate(texts))
-    int8 = _keys(load_tagger(src, int8=True, max_length=64).annotate(texts))
+    fp32 = _keys(load_torch_tagger(src, int8=False, max_length=64).annotate(texts))
+    int8 = _keys(load_torch_tagger(src, int8=True, max_length=64).annotate(texts))
     union = sum(len(a | b) for a, b in zip(fp32, int8))
     same = sum(len(a & b) for a, b in zip(fp32, int8))
     assert union > 500
@@ -88,7 +88,7 @@ def test_tampered_or_incomplete_artifact_is_rejected(tiny, tmp_path) -> None:
     (art / "labels.json").unlink()
     with pytest.raises(ModelLoadError, match="labels.json"):
         load_artifact(art)
-    assert isinstance(load_tagger(tiny("again")), Tagger)
+    assert isinstance(load_torch_tagger(tiny("again")), Tagger)
 
 
 def _rss_file_kib() -> int:
@@ -103,7 +103,7 @@ def _rss_file_kib() -> int:
 def test_release_pages_drops_resident_pages_of_a_file_and_keeps_data(tmp_path) -> None:
     import torch
 
-    from worker.model.serving.heap import file_mappings, release_pages
+    from worker.tagger.heap import file_mappings, release_pages
 
     # Given a 64 MiB tensor file loaded with mmap and read once (its pages resident)
     path = tmp_path / "big.pt"
@@ -126,13 +126,13 @@ def test_release_pages_drops_resident_pages_of_a_file_and_keeps_data(tmp_path) -
 def test_quant_engine_choice_loads_and_tags_alike(tiny, tmp_path, engine: str) -> None:
     import torch
 
-    from worker.model.conversion.artifact import choose_engine
+    from worker.model.artifact import choose_engine
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11)
     art = quantize(src, tmp_path / "art", fmt="torch")
     texts = _sample_texts(200, seed=2)
-    ref = _keys(load_tagger(art, max_length=64, engine="fbgemm").annotate(texts))
-    got = _keys(load_tagger(art, max_length=64, engine=engine).annotate(texts))
+    ref = _keys(load_torch_tagger(art, max_length=64, engine="fbgemm").annotate(texts))
+    got = _keys(load_torch_tagger(art, max_length=64, engine=engine).annotate(texts))
     assert torch.backends.quantized.engine == engine
     union = sum(len(a | b) for a, b in zip(ref, got))
     same = sum(len(a & b) for a, b in zip(ref, got))
@@ -146,9 +146,9 @@ def test_quant_engine_choice_loads_and_tags_alike(tiny, tmp_path, engine: str) -
 
 @pytest.mark.parametrize("char_mode", [False, True])
 def test_dequantized_artifact_is_a_raner_dir_that_tags_like_it(tiny, tmp_path, char_mode: bool) -> None:
-    from worker.model.conversion.checkpoint import load_raner_dir
-    from worker.model.conversion.raner_dir import dequantize_artifact
-    from worker.model.training.train import init_model
+    from worker.model.checkpoint import load_raner_dir
+    from worker.model.raner_dir import dequantize_artifact
+    from worker.model.train import init_model
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
     art = quantize(src, tmp_path / "art", keep_float=["encoder.layer.1.output.dense"], fmt="torch")
@@ -159,8 +159,8 @@ def test_dequantized_artifact_is_a_raner_dir_that_tags_like_it(tiny, tmp_path, c
     assert loaded.char_mode == char_mode
     # FP32 from dequantized weights tags like the artifact (only activation rounding differs)
     texts = _sample_texts(300, seed=3)
-    a = _keys(load_tagger(art, max_length=64).annotate(texts))
-    b = _keys(load_tagger(back, int8=False, max_length=64).annotate(texts))
+    a = _keys(load_torch_tagger(art, max_length=64).annotate(texts))
+    b = _keys(load_torch_tagger(back, int8=False, max_length=64).annotate(texts))
     union = sum(len(x | y) for x, y in zip(a, b))
     same = sum(len(x & y) for x, y in zip(a, b))
     assert union > 300 and same / union >= 0.99, (same, union)

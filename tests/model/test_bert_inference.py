@@ -11,8 +11,8 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from worker.model.conversion.bert import BertEncoder, BertShape
-from worker.model.conversion.checkpoint import load_raner_dir
+from worker.model.bert import BertEncoder, BertShape
+from worker.model.checkpoint import load_raner_dir
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -59,28 +59,29 @@ def test_shape_round_trips_through_bert_config() -> None:
 
 
 @pytest.mark.parametrize("char_mode", [True, False])
-def test_worker_load_imports_transformers_only_in_word_mode(tiny, char_mode: bool) -> None:
-    # Given a checkpoint and its INT8 artifact
-    from worker.model.conversion.artifact import quantize
+def test_worker_load_imports_neither_torch_nor_transformers(tiny, char_mode: bool) -> None:
+    # Given a checkpoint and its ONNX INT8 artifact (what workers serve)
+    from worker.model.artifact import quantize
 
     src = tiny("src", char_mode=char_mode)
-    art = quantize(src, src.parent / "art", fmt="torch")
+    art = quantize(src, src.parent / "art")
     code = (
         "import sys, json; sys.path.insert(0, sys.argv[1]);"
-        "from worker.model.serving.loading import load_tagger;"
+        "from worker.tagger.loading import load_tagger;"
         "t = load_tagger(sys.argv[2]); ents = t.annotate(['北京大学和清华大学在北京'])[0];"
-        "print(json.dumps(['transformers' in sys.modules, len(ents) >= 0]))"
+        "print(json.dumps([sorted({'torch', 'transformers'} & set(sys.modules)), len(ents) >= 0]))"
     )
     # When a fresh process loads it and tags (as a worker does)
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code, str(REPO), str(art)],
                          capture_output=True, text=True, timeout=120, check=True)
     imported, _ = json.loads(out.stdout.strip().splitlines()[-1])
-    # Then transformers was imported only for the word-mode tokenizer
-    assert imported is (not char_mode)
+    # Then neither torch nor transformers was imported, in char or word mode (word mode tokenizes
+    # with the tokenizers library)
+    assert imported == []
 
 
 def test_loaded_model_matches_training_network_emissions(tiny) -> None:
-    from worker.model.training.network import BertCrf
+    from worker.model.network import BertCrf
 
     d = tiny("e", char_mode=True, seed=5)
     loaded = load_raner_dir(d)
@@ -100,7 +101,7 @@ def test_loaded_model_matches_training_network_emissions(tiny) -> None:
 def test_heap_trim_and_pin_report_glibc() -> None:
     import platform
 
-    from worker.model.serving.heap import pin_mmap_threshold, trim
+    from worker.tagger.heap import pin_mmap_threshold, trim
 
     trim()  # callable any time; returns whether pages were released
     if platform.libc_ver()[0] == "glibc":

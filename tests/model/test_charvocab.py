@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from worker.model.training.bio import read_bio
-from worker.model.serving.charvocab import CharVocab
-from worker.model.conversion.checkpoint import read_tokenizer
-from worker.model.serving.encoding import CharEncoder
+from worker.model.bio import read_bio
+from worker.tagger.charvocab import CharVocab
+from worker.model.checkpoint import read_tokenizer
+from worker.tagger.encoding import CharEncoder
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 VOCAB = DATA / "vocab" / "bert-base-chinese-vocab.txt"

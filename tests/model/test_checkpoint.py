@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from worker.model.conversion.checkpoint import load_raner_dir
-from worker.model.errors import ModelError, ModelLoadError
+from worker.model.checkpoint import load_raner_dir
+from worker.tagger.errors import ModelError, ModelLoadError
 
 
 @pytest.mark.parametrize("head_prefix", [False, True])

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from worker.model.conversion import fetch as fetch_mod
+from worker.model import fetch as fetch_mod
 from worker.model.cli import model as model_cli
-from worker.model.errors import FetchError
+from worker.tagger.errors import FetchError
 
 
 def test_fetch_fails_fast_without_network(monkeypatch, tmp_path) -> None:

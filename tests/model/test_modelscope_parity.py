@@ -1,4 +1,4 @@
-"""Parity with modelscope's own pipeline on tiny synthetic checkpoints (raner_format.md §6, §9).
+"""Parity with modelscope's own pipeline on tiny synthetic checkpoints (docs/raner_format.md §6, §9).
 
 modelscope 1.40.2 needs transformers < 5 (it imports ``transformers.onnx``) and
 ``datasets`` (which pins huggingface_hub < 2), both incompatible with the project
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.model.serving.loading import load_tagger
+from worker.model.torch_tagger import load_torch_tagger
 
 pytestmark = pytest.mark.modelscope
 
@@ -67,7 +67,7 @@ def test_entities_offsets_and_scores_equal_modelscope(tiny) -> None:
     theirs = _run_modelscope({str(d): TEXTS for d in dirs.values()})
     compared = 0
     for name, path in dirs.items():
-        ours = load_tagger(path, int8=False, max_length=64).annotate(TEXTS)
+        ours = load_torch_tagger(path, int8=False, max_length=64).annotate(TEXTS)
         for text, mine, ref in zip(TEXTS, ours, theirs[str(path)]):
             if isinstance(ref, dict):  # modelscope crashed on this text (slow tokenizer, §4.4)
                 continue

@@ -9,12 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage.settings import DEFAULT_MODEL
-from worker.model.conversion.artifact import quantize
-from worker.model.errors import ModelLoadError
-from worker.model.serving.loading import load_tagger
-from worker.model.serving.onnx_model import ONNX_FILES, is_onnx_artifact, load_onnx_model, sha256_file
-from worker.model.serving.tagger import Tagger
+from storage.core.settings import DEFAULT_MODEL
+from worker.tagger.errors import ModelLoadError
+from worker.tagger.loading import load_tagger
+from worker.tagger.onnx_model import ONNX_FILES, is_onnx_artifact, load_onnx_model, sha256_file
+from worker.tagger.tagger import Tagger
 
 SAMPLES = Path(__file__).resolve().parents[2] / "producer" / "samples" / "news.jsonl"
 
@@ -79,8 +78,10 @@ def test_thread_count_does_not_change_entities(corpus) -> None:
 def test_onnx_path_tags_like_torch_and_modelscope(tiny, tmp_path, char_mode) -> None:
     from test_modelscope_parity import TEXTS
 
-    from worker.model.conversion.checkpoint import load_raner_dir
-    from worker.model.conversion.onnx_export import export_onnx
+    from worker.model.artifact import quantize
+    from worker.model.checkpoint import load_raner_dir
+    from worker.model.onnx_export import export_onnx
+    from worker.model.torch_tagger import load_torch_tagger
 
     # Given a RaNER checkpoint, its INT8 ONNX artifact and the same graph kept FP32
     src = tiny("src", char_mode=char_mode, scheme="BIOES")
@@ -89,7 +90,7 @@ def test_onnx_path_tags_like_torch_and_modelscope(tiny, tmp_path, char_mode) -> 
     fp32 = export_onnx(load_raner_dir(src), tmp_path / "fp32", int8=False)
     # Then the FP32 graph (export, tokenizer, windows, Viterbi, merge) finds exactly torch's spans
     # (which test_modelscope_parity holds equal to modelscope's pipeline), scores within 1e-4
-    torch_fp32 = load_tagger(src, int8=False, max_length=64).annotate(TEXTS)
+    torch_fp32 = load_torch_tagger(src, int8=False, max_length=64).annotate(TEXTS)
     onnx_fp32 = load_tagger(fp32, max_length=64).annotate(TEXTS)
     assert _keys(onnx_fp32) == _keys(torch_fp32) and sum(map(len, onnx_fp32)) > 5
     assert all(abs(a.score - b.score) < 1e-4 for x, y in zip(onnx_fp32, torch_fp32) for a, b in zip(x, y))
@@ -99,6 +100,9 @@ def test_onnx_path_tags_like_torch_and_modelscope(tiny, tmp_path, char_mode) -> 
 
 
 def test_torch_artifact_exports_with_its_smoothing(tiny, tmp_path) -> None:
+    from worker.model.artifact import quantize
+    from worker.model.torch_tagger import load_torch_tagger
+
     # Given a smoothed torch artifact
     src = tiny("src", char_mode=True)
     calib = ["李明在北京工作。", "上海市的复旦大学", "新华社记者报道"] * 5
@@ -110,11 +114,13 @@ def test_torch_artifact_exports_with_its_smoothing(tiny, tmp_path) -> None:
     assert manifest["smoothing"] == json.loads((torch_art / "manifest.json").read_text())["smoothing"]
     texts = [f"{a}和{b}在{c}工作。" for a in ("李明", "王芳", "张伟") for b in ("刘洋", "陈静") for c in ("北京", "上海", "南京")]
     a = _keys(load_tagger(art, max_length=64).annotate(texts))
-    b = _keys(load_tagger(torch_art, max_length=64).annotate(texts))
+    b = _keys(load_torch_tagger(torch_art, max_length=64).annotate(texts))
     assert sum(x == y for x, y in zip(a, b)) >= 0.99 * len(texts)
 
 
 def test_truncated_graph_is_named(tiny, tmp_path) -> None:
+    from worker.model.artifact import quantize
+
     art = quantize(tiny("src"), tmp_path / "onnx")
     data = (art / "model.onnx").read_bytes()
     (art / "model.onnx").write_bytes(data[: len(data) // 3])
@@ -128,6 +134,8 @@ def test_truncated_graph_is_named(tiny, tmp_path) -> None:
 
 
 def test_label_count_mismatch_is_named(tiny, tmp_path) -> None:
+    from worker.model.artifact import quantize
+
     art = quantize(tiny("src"), tmp_path / "onnx")
     labels = json.loads((art / "labels.json").read_text())
     (art / "labels.json").write_text(json.dumps(labels[:-1]))
@@ -137,6 +145,8 @@ def test_label_count_mismatch_is_named(tiny, tmp_path) -> None:
 
 
 def test_missing_file_and_missing_hash_are_named(tiny, tmp_path) -> None:
+    from worker.model.artifact import quantize
+
     art = quantize(tiny("src"), tmp_path / "onnx")
     manifest = json.loads((art / "manifest.json").read_text())
     del manifest["files"]["crf.json"]

@@ -12,13 +12,12 @@ from hypothesis import strategies as st
 from test_artifact import _keys, _sample_texts
 from torch import nn
 
-from worker.model.conversion.artifact import load_artifact, quantize
-from worker.model.conversion.checkpoint import load_raner_dir
-from worker.model.errors import ModelLoadError
-from worker.model.serving.loading import load_tagger
-from worker.model.conversion.qembed import Int8Embedding
-from worker.model.conversion.raner_dir import dequantize_artifact
-from worker.model.serving.tagger import Tagger
+from worker.model.artifact import load_artifact, quantize
+from worker.model.checkpoint import load_raner_dir
+from worker.tagger.errors import ModelLoadError
+from worker.model.torch_tagger import load_torch_tagger, torch_tagger
+from worker.model.qembed import Int8Embedding
+from worker.model.raner_dir import dequantize_artifact
 
 EMB = "encoder.embeddings.word_embeddings"
 
@@ -60,10 +59,10 @@ def test_artifact_stores_int8_rows_and_tags_like_quantize_at_load(tiny, tmp_path
     assert isinstance(loaded.model.encoder.embeddings.word_embeddings, Int8Embedding)
     assert type(load_artifact(big).model.encoder.embeddings.word_embeddings) is nn.Embedding
     texts = _sample_texts(40, seed=5)
-    at_load = load_tagger(src, int8=True, max_length=48).annotate(texts)
-    assert Tagger(loaded, max_length=48).annotate(texts) == at_load
+    at_load = load_torch_tagger(src, int8=True, max_length=48).annotate(texts)
+    assert torch_tagger(loaded, max_length=48).annotate(texts) == at_load
     # and the INT8 rows change next to nothing against FP32 rows
-    a, b = _keys(at_load), _keys(load_tagger(big, max_length=48).annotate(texts))
+    a, b = _keys(at_load), _keys(load_torch_tagger(big, max_length=48).annotate(texts))
     union = sum(len(x | y) for x, y in zip(a, b))
     assert union > 50 and sum(len(x & y) for x, y in zip(a, b)) / union >= 0.97
 
@@ -102,10 +101,17 @@ def test_write_back_gives_a_float_table_equal_to_the_int8_rows(tiny, tmp_path) -
     assert type(table) is nn.Embedding and torch.equal(table.weight, rows)
 
 
-def test_quantize_cli_float_embeddings_flag(tiny, tmp_path) -> None:
+def test_quantize_cli_writes_the_onnx_artifact_workers_serve_and_nothing_else(tiny, tmp_path) -> None:
     from worker.model.cli import model
+    from worker.tagger.loading import load_tagger
+    from worker.tagger.onnx_model import is_onnx_artifact
 
     src = tiny("src", char_mode=True)
-    got = CliRunner().invoke(model, ["quantize", str(src), "--out", str(tmp_path / "a"), "--float-embeddings", "--format", "torch"])
+    got = CliRunner().invoke(model, ["quantize", str(src), "--out", str(tmp_path / "a")])
     assert got.exit_code == 0, got.output
-    assert json.loads((tmp_path / "a" / "manifest.json").read_text())["word_embeddings"] == "float32"
+    assert is_onnx_artifact(tmp_path / "a") and "model.onnx" in got.output
+    assert load_tagger(tmp_path / "a").labels == load_raner_dir(src).labels
+    # the torch-only flags are gone: one serving format
+    for flag in (["--format", "torch"], ["--float-embeddings"], ["--keep-float", "encoder.layer.0.output.dense"]):
+        got = CliRunner().invoke(model, ["quantize", str(src), "--out", str(tmp_path / "b"), *flag])
+        assert got.exit_code == 2 and "No such option" in got.output, got.output

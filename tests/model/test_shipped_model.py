@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.settings import DEFAULT_MODEL
-from worker.model.serving.loading import load_tagger
+from storage.core.settings import DEFAULT_MODEL
+from worker.tagger.loading import load_tagger
 
 CASES = {
     "李明在北京的清华大学工作。": {("李明", "PER"), ("北京", "LOC"), ("清华大学", "ORG")},

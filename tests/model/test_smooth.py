@@ -9,15 +9,14 @@ import torch
 from click.testing import CliRunner
 from test_artifact import _keys, _sample_texts
 
-from worker.model.conversion.artifact import load_artifact, quantize, quantize_model
-from worker.model.conversion.checkpoint import load_raner_dir
-from worker.model.serving.loading import load_tagger
-from worker.model.conversion.smooth import calibration_texts, ffn_input_absmax, smooth_ffn, smoothing_scales
-from worker.model.serving.tagger import Tagger
+from worker.model.artifact import load_artifact, quantize, quantize_model
+from worker.model.checkpoint import load_raner_dir
+from worker.model.torch_tagger import load_torch_tagger, torch_tagger
+from worker.model.smooth import calibration_texts, ffn_input_absmax, smooth_ffn, smoothing_scales
 
 
 def _emissions(loaded, texts: list[str]) -> torch.Tensor:
-    tagger = Tagger(loaded, max_length=64)
+    tagger = torch_tagger(loaded, max_length=64)
     rows = []
     with torch.inference_mode():
         for text in texts:
@@ -36,7 +35,7 @@ def _with_outlier_channel(loaded, factor: float = 40.0) -> None:
 
 
 def _calibrated(loaded, texts: list[str]) -> list[torch.Tensor]:
-    tagger = Tagger(loaded, max_length=64)
+    tagger = torch_tagger(loaded, max_length=64)
     return ffn_input_absmax(loaded.model, lambda: tagger.annotate(texts))
 
 
@@ -86,7 +85,7 @@ def test_smoothing_scales_follow_the_formula_and_check_alpha() -> None:
 
 @pytest.mark.parametrize("char_mode", [False, True])
 def test_smoothed_artifact_round_trips_and_dequantizes_to_plain_bert(tiny, tmp_path, char_mode: bool) -> None:
-    from worker.model.conversion.raner_dir import dequantize_artifact
+    from worker.model.raner_dir import dequantize_artifact
 
     src = tiny("src", scheme="BIOES", scale=8.0, seed=11, char_mode=char_mode)
     calib = _sample_texts(50, seed=9)
@@ -100,13 +99,13 @@ def test_smoothed_artifact_round_trips_and_dequantizes_to_plain_bert(tiny, tmp_p
     smooth_ffn(ref.model, _calibrated(ref, calib), alpha=0.7)
     quantize_model(ref.model)
     texts = _sample_texts(60, seed=4)
-    assert Tagger(loaded, max_length=64).annotate(texts) == Tagger(ref, max_length=64).annotate(texts)
+    assert torch_tagger(loaded, max_length=64).annotate(texts) == torch_tagger(ref, max_length=64).annotate(texts)
     # Written back as FP32, the scales are folded out: a plain RaNER dir that tags like the source
     back = dequantize_artifact(art, tmp_path / "back")
     plain = load_raner_dir(back)
     assert all(layer.intermediate.out_scale is None for layer in plain.model.encoder.encoder.layer)
-    a = _keys(load_tagger(src, int8=False, max_length=64).annotate(_sample_texts(300, seed=3)))
-    b = _keys(Tagger(plain, max_length=64).annotate(_sample_texts(300, seed=3)))
+    a = _keys(load_torch_tagger(src, int8=False, max_length=64).annotate(_sample_texts(300, seed=3)))
+    b = _keys(torch_tagger(plain, max_length=64).annotate(_sample_texts(300, seed=3)))
     union = sum(len(x | y) for x, y in zip(a, b))
     same = sum(len(x & y) for x, y in zip(a, b))
     assert union > 300 and same / union >= 0.97, (same, union)

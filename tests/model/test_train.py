@@ -11,14 +11,14 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel
 
-from worker.model.conversion.artifact import quantize
-from worker.model.training.bio import read_bio
-from worker.model.conversion.checkpoint import read_tokenizer
-from worker.model.serving.encoding import CharEncoder
-from worker.model.training.evaluate import evaluate
-from worker.model.serving.loading import load_tagger
-from worker.model.training.network import BertCrf
-from worker.model.training.train import LABELS, TrainConfig, collate, init_model, make_examples, train
+from worker.model.artifact import quantize
+from worker.model.bio import read_bio
+from worker.model.checkpoint import read_tokenizer
+from worker.tagger.encoding import CharEncoder
+from worker.model.evaluate import evaluate
+from worker.tagger.loading import load_tagger
+from worker.model.network import BertCrf
+from worker.model.train import LABELS, TrainConfig, collate, init_model, make_examples, train
 
 PEOPLE = ["李明", "王芳", "张伟", "刘洋"]
 PLACES = ["北京", "上海", "南京", "广州"]
@@ -106,7 +106,7 @@ def test_few_steps_lower_loss_and_round_trip(tmp_path: Path) -> None:
 
 
 def _emission_gap(student: BertCrf, teacher: BertCrf, data: Path, init: Path, kind: str) -> float:
-    from worker.model.training.train import distill_loss
+    from worker.model.train import distill_loss
 
     batch = _batch(data, init)
     return float(distill_loss(teacher, _eval_emissions(student, batch), batch, kind=kind))
@@ -142,7 +142,7 @@ def test_distillation_pulls_the_student_towards_the_teacher(tmp_path: Path, kind
 
 
 def test_distill_loss_is_zero_for_the_teacher_itself_and_checks_its_kind(tmp_path: Path) -> None:
-    from worker.model.training.train import distill_loss
+    from worker.model.train import distill_loss
 
     init = _init_dir(tmp_path / "init")
     data = tmp_path / "d.txt"
@@ -199,7 +199,7 @@ def test_teacher_with_other_labels_or_vocab_is_refused_before_training(tmp_path:
 
 
 def test_weighted_sampling_follows_the_weights() -> None:
-    from worker.model.training.train import epoch_order
+    from worker.model.train import epoch_order
 
     # Given three files of 100, 40 and 1,000 examples at weights 1, 2.5 and 0.3
     order = epoch_order([100, 40, 1000], [1.0, 2.5, 0.3], random.Random(13))
@@ -216,7 +216,7 @@ def test_weighted_sampling_follows_the_weights() -> None:
 @pytest.mark.parametrize("spec,message", [("f.txt:0", "positive"), ("f.txt:-1", "positive"),
                                           ("f.txt:abc", "not a number"), ("f.txt:inf", "positive")])
 def test_bad_weights_are_refused(spec: str, message: str) -> None:
-    from worker.model.training.train import parse_weighted
+    from worker.model.train import parse_weighted
 
     with pytest.raises(ValueError, match=message):
         parse_weighted(spec)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchcrf import CRF
 
-from worker.model.serving.viterbi import viterbi_numpy
+from worker.tagger.viterbi import viterbi_numpy
 
 
 def viterbi(crf: CRF, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

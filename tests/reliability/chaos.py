@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy import select
 
 from producer.service import submit_corpus
-from storage.db import get_database
-from storage.domain import DOC_TERMINAL, JOB_TERMINAL, JobStatus
-from storage.schema import document
-from storage.settings import Settings
+from storage.sql.db import get_database
+from storage.core.domain import DOC_TERMINAL, JOB_TERMINAL, JobStatus
+from storage.sql.schema import document
+from storage.core.settings import Settings
 from tests.helpers.processes import WorkerPool, WorkerProcess
 from tests.reliability.helpers import job_row, write_jsonl
 

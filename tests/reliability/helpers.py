@@ -12,10 +12,10 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from storage.db import get_database
-from storage.redis_server import RedisServer
-from storage.schema import document, entity, job
-from storage.settings import Settings
+from storage.sql.db import get_database
+from storage.broker.redis_server import RedisServer
+from storage.sql.schema import document, entity, job
+from storage.core.settings import Settings
 from tests.helpers.fake_tagger import NAMES, FakeTagger
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"

@@ -11,10 +11,10 @@ import pytest
 from sqlalchemy import select
 
 from producer.service import submit_corpus
-from storage.db import get_database
-from storage.errors import PermanentError
-from storage.schema import document
-from storage.settings import Settings
+from storage.sql.db import get_database
+from storage.core.errors import PermanentError
+from storage.sql.schema import document
+from storage.core.settings import Settings
 from tests.helpers.jobs import stored_entities
 from tests.reliability.helpers import doc_rows, make_texts, reference_entities
 from worker.batch import run_batch

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 
 from producer.service import submit_corpus
-from storage import repo
-from storage.db import get_database
-from storage.domain import DOC_TERMINAL, JOB_TRANSITIONS, JobStatus
-from storage.redis_server import RedisServer
-from storage.settings import DEFAULT_MODEL, Settings
+from storage.sql import repo
+from storage.sql.db import get_database
+from storage.core.domain import DOC_TERMINAL, JOB_TRANSITIONS, JobStatus
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import DEFAULT_MODEL, Settings
 from tests.helpers.jobs import stored_entities, wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.chaos import ChaosRun, run_chaos

@@ -1,5 +1,5 @@
 """Database outages at default recovery settings: PostgreSQL stopped for 30 s mid-job, and an
-SQLite file write-locked for 30 s. Workers back off and retry (worker/retry.py), nothing is lost
+SQLite file write-locked for 30 s. Workers back off and retry (storage/core/backoff.py), nothing is lost
 or failed for it, the job finishes with the reference entities, progress resumes within seconds
 of the database's return, and the API answers 503 with ``Retry-After`` (never 500) meanwhile."""
 
@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from producer.api import create_app
+from producer.api.app import create_app
 from producer.service import submit_corpus
-from storage.db import dispose_all
-from storage.errors import TransientError
-from storage.redis_server import RedisServer
-from storage.settings import Settings
+from storage.sql.db import dispose_all
+from storage.core.errors import TransientError
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import Settings
 from tests.helpers.jobs import stored_entities, wait_terminal
 from tests.helpers.postgres import PgCluster
 from tests.helpers.processes import WorkerPool

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from producer.service import submit_corpus
-from storage.redis_server import RedisServer
-from storage.settings import Settings
+from storage.broker.redis_server import RedisServer
+from storage.core.settings import Settings
 from tests.helpers.jobs import stored_entities, wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.helpers import ARTIFACTS, doc_rows, make_texts, reference_entities, wait_until

@@ -10,10 +10,11 @@ import pytest
 import redis
 
 from producer.service import submit_corpus
-from storage.models import default_name, resolve
-from storage.presence import Presence, announce, withdraw
-from storage.queue import queue_for, queue_keys
-from storage.redis_server import RedisServer
+from storage.catalog import resolve
+from storage.broker.presence import announce, withdraw
+from storage.core.views import Presence
+from storage.broker.queue import queue_for, queue_keys
+from storage.broker.redis_server import RedisServer
 from tests.helpers.jobs import wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.helpers import doc_rows, make_texts, short_settings
@@ -50,7 +51,7 @@ def test_queued_documents_whose_message_was_lost_are_sent_again(tmp_path: Path, 
     announce(client, settings, Presence(node="gone@test", model=served.name, content_hash=served.content_hash, labels=[]))
     job = submit_corpus(settings, [dict(d) for d in make_texts(30)]).job_id
     withdraw(client, settings, "gone@test")
-    assert client.delete(*queue_keys(queue_for(settings, default_name(settings)))) == 1  # both batches
+    assert client.delete(*queue_keys(queue_for(settings, settings.model_name))) == 1  # both batches
     assert {r["status"] for r in doc_rows(settings, job)} == {"queued"}
     # When a worker comes up
     start = time.monotonic()

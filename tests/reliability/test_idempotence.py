@@ -1,4 +1,4 @@
-"""Idempotence (reliability.md §6.3): every task type run twice, sequentially and concurrently
+"""Idempotence (docs/reliability.md §6.3): every task type run twice, sequentially and concurrently
 (threads and forked processes), leaves identical rows. Storage level: SQLite and PostgreSQL."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from typing import Any
 from sqlalchemy import select
 
 from producer.service import submit_corpus
-from storage.db import Database, dispose_all, get_database
-from storage.dispatch import reconcile
-from storage.schema import document, entity, job
-from storage.settings import Settings
+from storage.sql.db import Database, dispose_all, get_database
+from storage.broker.dispatch import reconcile
+from storage.sql.schema import document, entity, job
+from storage.core.settings import Settings
 from tests.helpers.fake_tagger import FakeTagger
 from tests.reliability.helpers import make_texts
 from worker.batch import run_batch

@@ -19,10 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from storage.launch import READY, worker_command
-from storage.models import content_hash
-from storage.redis_server import ping, redis_executable
-from storage.settings import REPO_ROOT, Settings
+from storage.processes.launch import READY, worker_command
+from storage.catalog import content_hash
+from storage.broker.redis_server import ping, redis_executable
+from storage.core.settings import REPO_ROOT, Settings
 from tests.helpers.model_variants import copy_shipped, without_org
 from tests.helpers.netns import Lan, lan
 from tests.helpers.postgres import PgCluster
@@ -87,7 +87,7 @@ def test_two_model_pools_on_their_own_hosts_serve_only_their_jobs_and_survive_lo
             (api_dir / "models").mkdir(parents=True)
             api_env = {**env, "SHITI_DATA_DIR": str(api_dir), "SHITI_MODELS_DIR": str(api_dir / "models"),
                        "SHITI_MODEL": "zh"}
-            cli = [sys.executable, "-m", "producer.cli"]
+            cli = [sys.executable, "-m", "producer.cli.main"]
             migrate = subprocess.run([*net.prefix("api"), *cli, "db", "upgrade"], env=api_env, capture_output=True,
                                      text=True, timeout=120, cwd=REPO_ROOT)
             assert migrate.returncode == 0, migrate.stderr
@@ -149,7 +149,7 @@ def test_two_model_pools_on_their_own_hosts_serve_only_their_jobs_and_survive_lo
             exported = {model: [json.loads(line) for line in api.get(f"/jobs/{job}/export").text.splitlines()]
                         for model, job in jobs.items()}
             assert {r["model_hash"] for r in exported["zh"]} == {hash_a}
-            from worker.model.serving.loading import load_tagger
+            from worker.tagger.loading import load_tagger
 
             for model, path in (("zh", model_a), ("zh-no-org", model_b)):
                 want = load_tagger(path).annotate([d["text"] for d in docs])

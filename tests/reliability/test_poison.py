@@ -9,9 +9,9 @@ import pytest
 from pathlib import Path
 
 from producer.service import submit_corpus
-from storage import repo
-from storage.db import get_database
-from storage.redis_server import RedisServer
+from storage.sql import repo
+from storage.sql.db import get_database
+from storage.broker.redis_server import RedisServer
 from tests.helpers.jobs import stored_entities, wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.helpers import FAKE_MODEL, doc_rows, make_texts, reference_entities, short_settings

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from producer.service import submit_corpus
-from storage.redis_server import RedisServer
+from storage.broker.redis_server import RedisServer
 from tests.helpers.jobs import wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.helpers import ARTIFACTS, doc_rows, duplicate_rows, make_texts, short_settings, wait_until

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from producer.service import submit_corpus
-from storage.redis_server import free_port, ping, start_redis, stop_redis
+from storage.broker.redis_server import free_port, ping, start_redis, stop_redis
 from tests.helpers.jobs import stored_entities, wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.helpers import (

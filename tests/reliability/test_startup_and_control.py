@@ -12,10 +12,10 @@ import pytest
 import redis
 
 from producer.service import submit_corpus
-from storage.errors import PermanentError
-from storage.launch import worker_command
-from storage.queue import celery_config, startup_problems
-from storage.redis_server import RedisServer, start_redis, stop_redis
+from storage.core.errors import PermanentError
+from storage.processes.launch import worker_command
+from storage.broker.queue import celery_config, startup_problems
+from storage.broker.redis_server import RedisServer, start_redis, stop_redis
 from tests.helpers.jobs import wait_terminal
 from tests.helpers.processes import WorkerPool
 from tests.reliability.helpers import FAKE_MODEL, doc_rows, job_row, make_texts, short_settings, wait_until
@@ -55,16 +55,18 @@ def test_worker_refuses_visibility_timeout_not_above_lease(tmp_path: Path, redis
     assert "refusing to start: bad settings: lease_seconds must be below visibility_timeout" in done.stderr
 
 
-def test_worker_refuses_an_unknown_quant_engine(tmp_path: Path, redis_server: RedisServer) -> None:
-    # Given a typo in the INT8 kernel setting
-    settings = short_settings(tmp_path, redis_server, model=FAKE_MODEL)
+def test_worker_refuses_a_model_that_is_not_an_onnx_artifact(tmp_path: Path, redis_server: RedisServer) -> None:
+    # Given a RaNER directory (config.json and torch weights) as the model, not an ONNX artifact
+    raner = tmp_path / "raner"
+    raner.mkdir()
+    (raner / "config.json").write_text('{"id2label": {"0": "O", "1": "B-PER", "2": "I-PER"}}')
+    (raner / "pytorch_model.bin").write_bytes(b"weights")
+    settings = short_settings(tmp_path, redis_server, model=str(raner))
     argv, env = worker_command(settings)
-    env.update(SHITI_QUANT_ENGINE="onedn")
-    # When a worker starts, Then it refuses at once, naming the setting and the valid values
+    # When a worker starts, Then it refuses before consuming, saying how to make it servable
     done = _start_worker_expecting_refusal(env, argv)
     assert done.returncode == 78
-    assert "refusing to start: bad settings: quant_engine must be one of" in done.stderr
-    assert "'onedn'" in done.stderr
+    assert "not servable (workers serve ONNX artifacts): quantize it first: shiti model quantize" in done.stderr
 
 
 def test_startup_problems_lists_each_unsafe_setting(tmp_path: Path, redis_server: RedisServer) -> None:
@@ -82,7 +84,7 @@ def test_startup_problems_lists_each_unsafe_setting(tmp_path: Path, redis_server
 
 def _cli(settings, *args: str) -> str:  # type: ignore[no-untyped-def]
     _, env = worker_command(settings)
-    done = subprocess.run([sys.executable, "-m", "producer.cli", *args], env=env, cwd=REPO, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "producer.cli.main", *args], env=env, cwd=REPO, capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -137,7 +139,7 @@ def test_worker_with_a_corrupt_model_refuses_to_start_and_takes_no_task(tmp_path
                                                                         redis_server: RedisServer) -> None:
     import shutil
 
-    from storage.settings import DEFAULT_MODEL
+    from storage.core.settings import DEFAULT_MODEL
 
     # Given a queued job for a copy of the shipped model, whose graph was then truncated
     model = tmp_path / "model"

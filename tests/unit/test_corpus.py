@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from producer.corpus import detect_format, read_corpus
-from storage.errors import PermanentError
+from storage.core.errors import PermanentError
 
 
 def test_jsonl_malformed_line_in_the_middle_fails_alone(tmp_path: Path) -> None:

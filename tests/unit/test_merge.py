@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.merge import Found, merge_windows
-from worker.windows import Window, make_windows
+from worker.tagger.merge import Found, merge_windows
+from worker.tagger.windows import Window, make_windows
 
 
 @st.composite

@@ -11,14 +11,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer.service import submit_corpus
-from storage import dispatch as dispatch_mod
-from storage import queries
-from storage.db import dispose_all, get_database
-from storage.dispatch import dispatch, plan_batches, queue_depth
-from storage.models import default_name, resolve
-from storage.presence import Presence, announce
-from storage.queue import PRIORITY_NORMAL, queue_for, queue_keys
-from storage.settings import Settings
+from storage.broker import dispatch as dispatch_mod
+from storage.sql import queries
+from storage.sql.db import dispose_all, get_database
+from storage.broker.dispatch import dispatch, plan_batches, queue_depth
+from storage.catalog import resolve
+from storage.broker.presence import announce
+from storage.core.views import Presence
+from storage.broker.queue import PRIORITY_NORMAL, queue_for, queue_keys
+from storage.core.settings import Settings
 
 
 @given(st.lists(st.integers(0, 500), max_size=60), st.integers(1, 1000), st.integers(1, 10))
@@ -62,7 +63,7 @@ def test_dispatch_fills_only_up_to_the_high_water_mark(setup) -> None:
     counts = queries.count_by_status(get_database(settings), result.job_id)
     assert (counts["queued"], counts["pending"]) == (15, 25)
     assert dispatch(settings) == 0  # still full
-    r.lpop(queue_keys(queue_for(settings, default_name(settings)))[1])
+    r.lpop(queue_keys(queue_for(settings, settings.model_name))[1])
     assert dispatch(settings) == 1
     sent_ids = [i for m in app.sent for i in m["doc_ids"]]
     assert len(sent_ids) == len(set(sent_ids)) == 20

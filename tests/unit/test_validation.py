@@ -1,4 +1,4 @@
-"""Input rules of reliability.md §5."""
+"""Input rules of docs/reliability.md §5."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from producer.validation import check_text, decode_utf8
-from storage.domain import DocumentStatus
+from storage.core.domain import DocumentStatus
 
 
 def test_empty_and_whitespace_are_done_with_reason_empty() -> None:

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from worker.windows import Window, make_windows, word_cost
+from worker.tagger.windows import Window, make_windows, word_cost
 
 TEXTS = st.text(
     alphabet=st.sampled_from(list("北京大学 \r\n\tabcXYZ019😀𠀀ＡＢ１。，") + ["\u3000"]), max_size=400

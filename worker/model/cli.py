@@ -1,6 +1,6 @@
 """``shiti model ...``: fetch, quantize, evaluate and train models.
 
-Registered lazily by ``producer/cli.py`` so that other ``shiti`` commands never import torch.
+Registered lazily by ``producer/cli/main.py`` so that other ``shiti`` commands never import torch.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 
 import click
 
-from storage.cli_options import with_settings
-from storage.errors import ShitiError
-from storage.settings import DEFAULT_MODEL as _DEFAULT
-from storage.settings import Settings
-from worker.model.conversion.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
+from storage.core.cli_options import with_settings
+from storage.core.errors import ShitiError
+from storage.core.settings import DEFAULT_MODEL as _DEFAULT
+from storage.core.settings import Settings
+from worker.model.smooth import DEFAULT_ALPHA, DEFAULT_CALIBRATION_TEXTS
 
 DEFAULT_MODEL = Path(_DEFAULT)
 
@@ -49,10 +49,10 @@ def _need_torch(what: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON array.")
 @with_settings
 def list_cmd(as_json: bool, settings: Settings) -> None:
-    """Models by name: the models directory [SHITI_MODELS_DIR], broken entries with the reason,
+    """Models by name: the models directory [SHITI_MODELS_DIR], entries workers cannot serve with the reason,
     and models live workers serve (name, types, size, content hash, live workers, card)."""
-    from storage.models import list_models, model_views
-    from storage.presence import live_or_none
+    from storage.catalog import list_models, model_views
+    from storage.broker.presence import live_or_none
 
     live = live_or_none(settings) or []
     local = list_models(settings)  # raises for a missing directory, with its name
@@ -68,8 +68,8 @@ def list_cmd(as_json: bool, settings: Settings) -> None:
         if v["ok"]:
             click.echo(f"{v['name']:<24} {','.join(v['labels']) or '-':<12} {size:>9}  sha256 "
                        f"{v['content_hash'][:16]}  workers {v['workers']}  {v['card']}")
-        else:
-            click.echo(f"{v['name']:<24} BROKEN: {v['error']}")
+        else:  # broken, or not servable (a torch artifact or RaNER directory): the error says which
+            click.echo(f"{v['name']:<24} NOT SERVABLE: {v['error']}")
 
 
 @model.command("fetch")
@@ -78,7 +78,7 @@ def list_cmd(as_json: bool, settings: Settings) -> None:
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait for the hub.")
 def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
     """Download a RaNER checkpoint from ModelScope."""
-    from worker.model.conversion.fetch import fetch
+    from worker.model.fetch import fetch
 
     got = fetch(model_id, out, timeout=timeout)
     click.echo(f"downloaded {model_id} to {got}")
@@ -89,35 +89,27 @@ def fetch_cmd(model_id: str, out: Path, timeout: float) -> None:
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True, help="Artifact directory.")
 @click.option("--max-length", type=int, default=None,
               help="Default window (tokens incl. [CLS]/[SEP]) recorded in the manifest, e.g. the training window.")
-@click.option("--keep-float", multiple=True,
-              help="Encoder Linear module left FP32 (repeatable), e.g. encoder.layer.5.output.dense.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Training text (BIO file or one text per line; never the test set): smooth the FFNs "
-                   "on it so every Linear runs INT8 (worker/model/conversion/smooth.py).")
+                   "on it so every Linear runs INT8 (worker/model/smooth.py).")
 @click.option("--calibration-texts", type=click.IntRange(min=1), default=DEFAULT_CALIBRATION_TEXTS,
               show_default=True, help="Texts of --calibration used.")
 @click.option("--smooth-alpha", type=click.FloatRange(0.0, 1.0), default=DEFAULT_ALPHA, show_default=True,
               help="How much of the activation outliers smoothing moves into the weights.")
-@click.option("--float-embeddings", is_flag=True,
-              help="Keep the word embeddings FP32 (torch artifacts; default: row-wise INT8, a 4x smaller table).")
-@click.option("--format", "fmt", type=click.Choice(["onnx", "torch"]), default="onnx", show_default=True,
-              help="onnx: what workers serve (onnxruntime, no torch); torch: a model.pt artifact.")
-def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple[str, ...],
-                 calibration: Path | None, calibration_texts: int, smooth_alpha: float,
-                 float_embeddings: bool, fmt: str) -> None:
-    """Write an INT8 artifact for SRC: a RaNER checkpoint, a training run, or (to ONNX) a torch artifact."""
+def quantize_cmd(src: Path, out: Path, max_length: int | None, calibration: Path | None, calibration_texts: int,
+                 smooth_alpha: float) -> None:
+    """Write the ONNX INT8 artifact workers serve for SRC: a RaNER checkpoint, a training run, or a
+    torch INT8 artifact."""
     _need_torch("shiti model quantize")
-    from worker.model.conversion.artifact import quantize
-    from worker.model.conversion.smooth import calibration_texts as read_texts
+    from worker.model.artifact import quantize
+    from worker.model.smooth import calibration_texts as read_texts
 
     texts = read_texts(calibration, calibration_texts) if calibration else []
-    got = quantize(src, out, max_length=max_length, keep_float=keep_float, calibration=texts,
-                   smooth_alpha=smooth_alpha, int8_embeddings=not float_embeddings, fmt=fmt)
+    got = quantize(src, out, max_length=max_length, calibration=texts, smooth_alpha=smooth_alpha)
     manifest = json.loads((got / "manifest.json").read_text())
-    weights = got / ("model.onnx" if fmt == "onnx" else "model.pt")
-    digest = manifest["files"]["model.onnx"] if fmt == "onnx" else manifest["sha256"]
+    weights = got / "model.onnx"
     click.echo(f"wrote {got} ({weights.stat().st_size / 2**20:.1f} MiB {weights.name}, mode {manifest['mode']}, "
-               f"sha256 {digest[:12]})")
+               f"sha256 {manifest['files']['model.onnx'][:12]})")
 
 
 @model.command("dequantize")
@@ -126,7 +118,7 @@ def quantize_cmd(src: Path, out: Path, max_length: int | None, keep_float: tuple
 def dequantize_cmd(src: Path, out: Path) -> None:
     """Write the torch INT8 artifact SRC back as an FP32 RaNER directory (e.g. to train it further)."""
     _need_torch("shiti model dequantize")
-    from worker.model.conversion.raner_dir import dequantize_artifact
+    from worker.model.raner_dir import dequantize_artifact
 
     got = dequantize_artifact(src, out)
     click.echo(f"wrote {got}")
@@ -147,14 +139,18 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
     """Precision/recall/F1 (micro and per type) and speed of a model on BIO files."""
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
-    from worker.model.serving.loading import load_tagger
-    from worker.model.serving.onnx_model import is_onnx_artifact
-    from worker.model.training.evaluate import evaluate_files
+    from worker.tagger.loading import load_tagger
+    from worker.tagger.onnx_model import is_onnx_artifact
 
-    if not is_onnx_artifact(model_dir):
+    if is_onnx_artifact(model_dir):
+        tagger = load_tagger(model_dir, max_length=max_length, threads=threads)
+    else:
         _need_torch(f"evaluating {model_dir} (not an ONNX artifact)")
+        from worker.model.torch_tagger import load_torch_tagger
 
-    tagger = load_tagger(model_dir, int8=not fp32, max_length=max_length, threads=threads)
+        tagger = load_torch_tagger(model_dir, int8=not fp32, max_length=max_length, threads=threads)
+    from worker.model.evaluate import evaluate_files
+
     result = evaluate_files(tagger, data_files, limit=limit)
     if as_json:
         # One file: its scores at the top level (as before); several: per file plus the macro average.
@@ -208,7 +204,7 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...
     --layers (``--init TEACHER --layers 3``) and it learns the gold tags and the teacher's emissions.
     """
     _need_torch("shiti model train")
-    from worker.model.training.train import TrainConfig, parse_weighted, train
+    from worker.model.train import TrainConfig, parse_weighted, train
 
     try:
         specs = [parse_weighted(spec) for spec in train_files]

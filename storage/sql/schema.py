@@ -1,0 +1,144 @@
+"""SQLAlchemy 2.x tables: job, document, entity, api_key, notification. Changes go with an Alembic revision
+(``storage/sql/migrations/versions``).
+
+Timestamps are epoch seconds (float): portable across SQLite and PostgreSQL and trivially
+comparable in conditional UPDATEs (lease expiry).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+job = Table(
+    "job",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),  # keyset order of listings
+    Column("id", String(32), nullable=False, unique=True),
+    Column("name", String(200)),
+    Column("client_token", String(200), unique=True),
+    Column("status", String(20), nullable=False),
+    Column("sealed", Boolean, nullable=False, default=False),  # every document stored
+    Column("total", Integer, nullable=False, default=0),
+    Column("done", Integer, nullable=False, default=0),
+    Column("failed", Integer, nullable=False, default=0),
+    Column("cancelled", Integer, nullable=False, default=0),
+    Column("chars_total", Integer, nullable=False, default=0),
+    Column("chars_done", Integer, nullable=False, default=0),
+    Column("submitted_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("finished_at", Float),
+    Column("owner", String(100)),  # the API key name that submitted it (None: the CLI or an open API)
+    # Provenance: the model that tags the job (None: a job from before revision 0003, served by the
+    # deployment's default model) and its content hash (storage/catalog.py).
+    Column("model", String(200)),
+    Column("model_hash", String(64)),
+    # Fair share (storage/broker/dispatch.py): a batch of c characters adds c / priority to vtime; dispatch
+    # serves the job of a model with the least vtime first.
+    Column("priority", Integer, nullable=False, default=1, server_default="1"),
+    Column("vtime", Float, nullable=False, default=0.0, server_default="0"),
+    Column("notify_url", Text),  # completion webhook (storage/webhook/http.py)
+    Column("rerun_of", String(32)),  # the job whose stored documents this one re-tags
+    # How ingest ended (revision 0004): why it failed (None: it did not), and when it last stored
+    # a chunk of documents (an unsealed job whose ingest_at is stale was interrupted).
+    Column("error", Text),
+    Column("ingest_at", Float),
+    Index(None, "status", "seq"),
+    Index(None, "owner", "seq"),
+)
+
+document = Table(
+    "document",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), ForeignKey("job.id"), nullable=False),
+    Column("ext_id", String(1000), nullable=False),
+    Column("line", Integer),  # 1-based record position in the source (line for JSONL/CSV/txt)
+    Column("text", Text, nullable=False),  # the exact text the model sees ("" if rejected)
+    Column("n_chars", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("reason", String(40)),
+    Column("error", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_token", String(32)),
+    Column("lease_expires_at", Float),
+    Column("queued_at", Float),
+    Column("updated_at", Float),
+    UniqueConstraint("job_id", "ext_id"),
+    # id last: next_pending/failures read "status X of job J in id order" as one index range
+    # (PostgreSQL does not keep equal keys in id order; without it, it scans or sorts the job).
+    Index(None, "job_id", "status", "id"),
+    Index(None, "status", "lease_expires_at"),
+)
+
+entity = Table(
+    "entity",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), nullable=False),
+    Column("document_id", Integer, ForeignKey("document.id"), nullable=False),
+    Column("start", Integer, nullable=False),
+    Column("end", Integer, nullable=False),
+    Column("label", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("score", Float, nullable=False),
+    UniqueConstraint("document_id", "start", "end", "label"),
+    # id last: entity pages are keyset-ordered by id, so a filtered page is one index range
+    # on PostgreSQL too (SQLite appends the rowid implicitly). (job_id, label, text) prefix
+    # also serves top_entities' GROUP BY.
+    Index(None, "job_id", "label", "text", "id"),
+    Index(None, "job_id", "text", "id"),
+)
+
+api_key = Table(
+    "api_key",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("scope", String(20), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),  # sha256 hex: the key is never stored
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float),
+)
+
+
+# One completion event of a job for its webhook: written in the transaction that makes the job
+# terminal, delivered at least once by the workers' notifier (storage/webhook/http.py).
+notification = Table(
+    "notification",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("job_id", String(32), nullable=False),
+    Column("event_id", String(32), nullable=False, unique=True),  # the idempotency key receivers dedupe on
+    Column("url", Text, nullable=False),
+    Column("body", Text, nullable=False),  # the exact JSON signed and sent on every attempt
+    Column("state", String(20), nullable=False),  # pending | delivered | given_up
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_at", Float, nullable=False),
+    Column("next_attempt_at", Float, nullable=False),
+    Column("last_attempt_at", Float),
+    Column("last_error", Text),
+    Column("delivered_at", Float),
+    Index(None, "state", "next_attempt_at"),
+    Index(None, "job_id", "id"),
+)

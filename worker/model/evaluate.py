@@ -1,0 +1,62 @@
+"""Accuracy and speed of a model on a BIO file, through the production Tagger (windows + merge)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from itertools import islice
+from pathlib import Path
+
+from worker.model.bio import read_bio
+from worker.model.scoring import bio_spans, score
+from worker.tagger.tagger import Tagger
+
+
+def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None) -> dict:
+    """Exact-match entity scores of ``tagger`` on a BIO/BIOES file.
+
+    Args:
+        tagger: the tagger to measure (the same class workers run).
+        data: path to a ``CHAR<TAB>TAG`` file.
+        limit: only the first ``limit`` sentences.
+
+    Returns:
+        ``{precision, recall, f1, per_type: {T: {precision, recall, f1, support}},
+        sentences, chars, seconds, chars_per_second}``; ``seconds`` is tagging time only.
+    """
+    sents = list(islice(read_bio(data), limit))
+    texts = [s.text for s in sents]
+    start = time.perf_counter()
+    found = tagger.annotate(texts)
+    seconds = time.perf_counter() - start
+    gold = [bio_spans(s.tags) for s in sents]
+    pred = [{(e.start, e.end, e.label) for e in ents} for ents in found]
+    result = score(gold, pred)
+    chars = sum(len(t) for t in texts)
+    result.update(
+        sentences=len(sents),
+        chars=chars,
+        seconds=round(seconds, 3),
+        chars_per_second=round(chars / seconds, 1) if seconds > 0 else 0.0,
+    )
+    return result
+
+
+def evaluate_files(tagger: Tagger, files: Sequence[str | Path], *, limit: int | None = None) -> dict:
+    """:func:`evaluate` on every file, plus the macro averages of precision, recall and F1.
+
+    Returns:
+        ``{"files": {path: result}, "macro_precision", "macro_recall", "macro_f1"}``.
+
+    Raises:
+        ValueError: a file has a malformed line (named with file and line), or no entities.
+    """
+    results = {}
+    for path in files:
+        res = evaluate(tagger, path, limit=limit)
+        if not sum(row["support"] for row in res["per_type"].values()):
+            raise ValueError(f"{path}: no gold entities to score against")
+        results[str(path)] = res
+    n = len(results)
+    return {"files": results, **{f"macro_{k}": sum(r[k] for r in results.values()) / n
+                                 for k in ("precision", "recall", "f1")}}

@@ -1,1 +1,0 @@
-"""Training and evaluation: BIO data, the training network and loop, scoring (torch for training)."""
