@@ -24,6 +24,7 @@ from storage.core.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatu
 from storage.core.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
 from storage.catalog import UnknownModel, known_names, model_views, resolve
 from storage.broker.presence import live_or_none
+from storage.core.fold import fold_id
 from storage.core.settings import Settings
 from storage.core.views import (
     DiffView,
@@ -60,22 +61,25 @@ class SubmitResult:
 @dataclass(frozen=True)
 class JobOptions:
     """How a job runs, checked before anything is stored: its model (name and content hash), its
-    weight in the model's fair share, and its completion webhook."""
+    weight in the model's fair share, its completion webhook, and the character fold applied
+    before the model (``storage.core.fold.fold_id()``; None: none)."""
 
     model: str
     model_hash: str
     priority: int = 1
     notify_url: str | None = None
+    fold: str | None = None
 
 
 MAX_PRIORITY = 100
 
 
 def job_options(settings: Settings, *, model: str | None = None, priority: int = 1,
-                notify_url: str | None = None) -> JobOptions:
+                notify_url: str | None = None, fold: bool = True) -> JobOptions:
     """Check a job's options: the model is known here (models directory, the default) or served by
     a live worker; ``priority`` is 1..100; the webhook URL (default ``settings.notify_url``) is
-    http(s) and not a refused address.
+    http(s) and not a refused address; ``fold`` folds Traditional characters to Simplified before
+    the model (offsets and entity texts stay the document's own).
 
     Raises:
         UnknownModel: no such model (the known ones listed); PermanentError: a broken model, a bad
@@ -87,7 +91,7 @@ def job_options(settings: Settings, *, model: str | None = None, priority: int =
     url = fields.NOTIFY_URL.check(notify_url) if notify_url is not None else settings.notify_url
     if url:
         check_url(url, allow_private=settings.webhook_allow_private)
-    return JobOptions(name, digest, priority, url or None)
+    return JobOptions(name, digest, priority, url or None, fold_id() if fold else None)
 
 
 def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]:
@@ -167,7 +171,8 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
     records = read_corpus(source, fmt=fmt, id_field=id_field, text_field=text_field, max_chars=limit)
     job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner,
                                       model=options.model, model_hash=options.model_hash,
-                                      priority=options.priority, notify_url=options.notify_url)
+                                      priority=options.priority, notify_url=options.notify_url,
+                                      fold=options.fold)
     if not created and queries.get_job(db, job_id)["sealed"]:
         return _submitted(db, job_id, created=False, lines=0)  # every document of it is stored already
     lines = chars = 0
@@ -255,7 +260,7 @@ def rerun_job(settings: Settings, job_id: str, *, options: JobOptions | None = N
         raise PermanentError(f"job {job_id} is still storing its documents; rerun it once submitted")
     new_id, _ = repo.create_job(db, name=name or f"rerun of {source['name'] or job_id}", owner=owner,
                                 model=options.model, model_hash=options.model_hash, priority=options.priority,
-                                notify_url=options.notify_url, rerun_of=job_id)
+                                notify_url=options.notify_url, rerun_of=job_id, fold=options.fold)
     repo.copy_documents(db, source_job=job_id, job_id=new_id)
     return _seal_and_dispatch(settings, new_id, True)
 
@@ -317,8 +322,8 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "finished_at": iso_time(finished),
         "failures": [{"doc_id": f["doc_id"], "reason": f["reason"], "error": f["error"]}
                      for f in queries.failures(db, job_id, limit=10)],
-        "model": j["model"], "model_hash": j["model_hash"], "priority": j["priority"], "rerun_of": j["rerun_of"],
-        "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
+        "model": j["model"], "model_hash": j["model_hash"], "fold": j["fold"], "priority": j["priority"],
+        "rerun_of": j["rerun_of"], "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
     }
     if j["status"] in JOB_OPEN:
         progress["workers"], progress["waiting_for"] = _serving(settings, j["model"] or settings.model_name,
@@ -390,7 +395,7 @@ def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
              {"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
               "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],
               "submitted_at": iso_time(r["submitted_at"]), "finished_at": iso_time(r["finished_at"]),
-              "model": r["model"], "model_hash": r["model_hash"], "priority": r["priority"]}
+              "model": r["model"], "model_hash": r["model_hash"], "fold": r["fold"], "priority": r["priority"]}
              for r in rows]
     return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 
@@ -423,7 +428,7 @@ def get_document(settings: Settings, job_id: str, doc_id: str) -> DocumentView:
 
 
 def export_entities(settings: Settings, job_id: str) -> Iterator[ExportRecord]:
-    """Stream one record per document: ``{doc_id, state, length, entities, model, model_hash[, reason]}``."""
+    """Stream one record per document: ``{doc_id, state, length, entities, model, model_hash, fold[, reason]}``."""
     _known(settings, job_id)
     return queries.iter_export(get_database(settings), job_id)
 

@@ -13,6 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from storage.sql import repo
 from storage.sql.db import Database, get_database
 from storage.broker.dispatch import dispatch
+from storage.core.fold import fold_id
 from storage.core.settings import Settings
 from worker import shutdown
 from worker.heartbeat import heartbeat
@@ -55,6 +56,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
                   "a worker of that model", job_id, wanted[0], wanted[1][:12], model_hash[:12])
         repo.unqueue(db, doc_ids)
         return {**stats, "wrong_model": len(doc_ids)}
+    folded = _folds(job_id, wanted[2])
     suspects = repo.tried_before(db, doc_ids)
     fresh = [i for i in doc_ids if i not in suspects]
     groups = ([fresh] if fresh else []) + [[i] for i in doc_ids if i in suspects]
@@ -70,7 +72,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
                            interval=settings.heartbeat_seconds, job_id=job_id,
                            cancel_poll=settings.cancel_poll_seconds) as beat, shutdown.busy():
                 outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings, stop=shutdown.stopping,
-                                            cancelled=beat.cancelled.is_set)
+                                            cancelled=beat.cancelled.is_set, folded=folded)
             saved = repo.save_outcomes(db, job_id=job_id, lease_token=token, outcomes=outcomes)
         except SoftTimeLimitExceeded:
             _release(db, doc_ids, token, why="soft time limit")
@@ -87,6 +89,14 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
     if topup:
         _topup(settings, db)
     return stats
+
+
+def _folds(job_id: str, recorded: str | None) -> bool:
+    """Whether to fold the job's documents: it recorded a fold. One of another table (a worker of
+    another release) is folded with this worker's and logged: the job's provenance names the other."""
+    if recorded is not None and recorded != fold_id():
+        log.warning("job %s recorded fold %s; this worker folds with %s", job_id, recorded, fold_id())
+    return recorded is not None
 
 
 def _release(db: Database, doc_ids: list[int], lease_token: str, *, why: str, refund: bool = False) -> int:

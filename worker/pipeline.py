@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from celery.exceptions import SoftTimeLimitExceeded
 
 from storage.core.domain import ClaimedDocument, Entity, Outcome, Reason
+from storage.core.fold import fold
 from storage.catalog import resolve
 from storage.core.settings import PY_PREFIX, Settings
 from worker.tagger.errors import DeadlineExceeded, Stopped
@@ -42,28 +43,33 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
 
 
 def annotate_text(text: str, tagger: TaggerLike, settings: Settings, *,
-                  stop: Callable[[], bool] | None = None) -> list[Entity]:
+                  stop: Callable[[], bool] | None = None, folded: bool = False) -> list[Entity]:
     """Entities of one text, checked against it, under the text's own deadline
     (``Settings.doc_deadline``; the tagger raises ``DeadlineExceeded`` when it passes) and
     ``stop`` (asked between windows; the tagger raises ``Stopped``).
+
+    With ``folded`` the model reads the text with its Traditional characters folded to Simplified
+    (``storage.core.fold``: one code point for one, so offsets carry over), and each entity's text
+    is the document's own characters at those offsets.
 
     An entity whose offsets do not reproduce its text is dropped and logged: stored rows
     always satisfy ``text[start:end] == entity.text``.
     """
     deadline = time.monotonic() + settings.doc_deadline(len(text))
-    (found,) = tagger.annotate([text], deadline=deadline, stop=stop)
+    seen = fold(text) if folded else text
+    (found,) = tagger.annotate([seen], deadline=deadline, stop=stop)
     ents = []
     for e in found:
-        if text[e.start:e.end] != e.text:
+        if seen[e.start:e.end] != e.text:
             log.error("dropping entity %r at %d:%d: offsets do not match the text", e.text, e.start, e.end)
             continue
-        ents.append(Entity(int(e.start), int(e.end), str(e.label), str(e.text), float(e.score)))
+        ents.append(Entity(int(e.start), int(e.end), str(e.label), text[e.start:e.end], float(e.score)))
     return ents
 
 
 def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings, *,
                      stop: Callable[[], bool] = lambda: False,
-                     cancelled: Callable[[], bool] = lambda: False) -> list[Outcome]:
+                     cancelled: Callable[[], bool] = lambda: False, folded: bool = False) -> list[Outcome]:
     """Outcomes for claimed documents, tagged one at a time: a failing document fails alone
     (``error``, or ``timeout`` past its own deadline), and a stop request is honoured between
     two documents. Every window runs alone in the tagger, so one call per document costs nothing.
@@ -73,6 +79,7 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
             far (a prefix of ``docs``) are returned and the rest are left to the caller.
         cancelled: checked before each document and between its windows; once true (the job
             was cancelled) the running document and the rest end ``cancelled``.
+        folded: fold Traditional characters before the model (:func:`annotate_text`).
 
     ``SoftTimeLimitExceeded`` always propagates (it subclasses ``Exception``).
     """
@@ -85,7 +92,7 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
             continue
         try:
             outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate_text(doc.text, tagger, settings,
-                                                                             stop=cancelled))))
+                                                                             stop=cancelled, folded=folded))))
         except SoftTimeLimitExceeded:
             raise
         except Stopped:

@@ -92,4 +92,16 @@ def job_options(settings: Settings, options: dict[str, Any]) -> service.JobOptio
     except (TypeError, ValueError):
         raise ApiError("invalid_input", f"priority must be an integer from 1 to 100, not {priority!r}") from None
     return service.job_options(settings, model=options.get("model") or None, priority=priority,
-                               notify_url=options.get("notify") or None)
+                               notify_url=options.get("notify") or None, fold=_flag("fold", options.get("fold")))
+
+
+def _flag(name: str, value: Any, default: bool = True) -> bool:
+    """A yes/no option: a JSON boolean, or ``true``/``false`` as a form field says it (a query
+    parameter arrives parsed)."""
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return bool(value == "true")
+    raise ApiError("invalid_input", f"{name} must be true or false, not {str(value)[:40]!r}")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from producer import fields, service
@@ -34,6 +34,7 @@ class ExtractRequest(BaseModel):
     timeout: float | None = Field(None, ge=1, le=600, description="seconds to wait for a worker")
     model: str | None = Field(None, max_length=fields.MAX_MODEL, pattern=fields.SINGLE_LINE_PATTERN,
                               description="model name (`GET /models`); default the server's SHITI_MODEL")
+    fold: StrictBool = Field(True, description="fold Traditional characters to Simplified before the model")
 
 
 @router.get("/jobs/{job_id}/diff/{other_id}", responses=ONE_JOB)
@@ -97,7 +98,7 @@ async def extract(body: ExtractRequest, caller: Caller = SUBMIT, api: ApiState =
     """Tag one text: it becomes a one-document job, answered when a worker has done it."""
     settings = api.settings
     await run_in_threadpool(api.auth.check_quota, caller, 1, len(body.text))
-    job = await run_in_threadpool(job_options, settings, {"model": body.model})
+    job = await run_in_threadpool(job_options, settings, {"model": body.model, "fold": body.fold})
     result = await run_in_threadpool(service.submit_corpus, settings,
                                      [{"id": EXTRACT_DOC_ID, "text": body.text}],
                                      name=_extract_name(body.text), owner=caller.owner, options=job,

@@ -42,6 +42,8 @@ _OPTIONS = {
     "id_field": _text(fields.MAX_FIELD_NAME, fields.SINGLE_LINE_PATTERN) | {"default": "id"},
     "text_field": _text(fields.MAX_FIELD_NAME, fields.SINGLE_LINE_PATTERN) | {"default": "text"},
 }
+_FOLD_DOC = "fold Traditional characters to Simplified before the model (default true)"
+FOLD: Any = Query(None, description=_FOLD_DOC)
 _UPLOAD_DOC = {
     "requestBody": {
         "required": True,
@@ -56,6 +58,7 @@ _UPLOAD_DOC = {
                                                 ".csv, or .json (an array of {id, text})"},
                         "format": {"type": "string", "enum": ["jsonl", "ndjson", "text", "txt", "csv", "json"]},
                         "priority": {"type": "integer", "minimum": 1, "maximum": 100},
+                        "fold": {"type": "string", "enum": ["true", "false"], "description": _FOLD_DOC},
                         **_OPTIONS,
                     },
                 }
@@ -69,6 +72,7 @@ _UPLOAD_DOC = {
                         {"type": "object", "required": ["documents"], "properties": {
                             "documents": {"type": "array", "items": {}},
                             "priority": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+                            "fold": {"type": ["boolean", "null"], "description": _FOLD_DOC},
                             **{k: v | {"type": ["string", "null"]} for k, v in _OPTIONS.items()}}},
                     ]
                 },
@@ -86,20 +90,20 @@ async def submit_job(request: Request, client_token: str | None = TOKEN,
                      name: str | None = NAME, format: str | None = Query(None, max_length=10),
                      model: str | None = MODEL,
                      priority: int | None = Query(None, ge=1, le=100, description="fair-share weight (default 1)"),
-                     notify: str | None = NOTIFY,
+                     notify: str | None = NOTIFY, fold: bool | None = FOLD,
                      caller: Caller = SUBMIT, api: ApiState = STATE) -> JSONResponse:
     """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
 
     The client token (query, form field, JSON key or `Idempotency-Key` header) makes the call
     idempotent: the same token returns the same job (200) instead of creating one (202).
-    `model`, `priority` and `notify` may also be form fields or JSON keys. An unknown model
+    `model`, `priority`, `notify` and `fold` may also be form fields or JSON keys. An unknown model
     (422, the known ones listed) or a refused webhook URL stores nothing.
     """
     settings, auth = api.settings, api.auth
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
                                "name": name, "format": format, "model": model, "priority": priority,
-                               "notify": notify}
+                               "notify": notify, "fold": fold}
     if ctype == "multipart/form-data":
         # The size of an upload is known only once read: refuse at once when already at the limit,
         # then count its documents and characters as they are stored (admit).
@@ -164,7 +168,7 @@ async def _submit_upload(request: Request, api: ApiState, options: dict[str, Any
 
 
 def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify"):
+    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify", "fold"):
         if extra.get(key) not in (None, ""):  # a priority of 0 is a (bad) value, not an absent one
             options[key] = extra[key]
 
@@ -176,11 +180,12 @@ def _fields(options: dict[str, Any]) -> dict[str, str]:
 @router.post("/jobs/{job_id}/rerun", responses=ONE_JOB, status_code=202)
 def rerun_job(job_id: str, model: str | None = MODEL,
               priority: int = Query(1, ge=1, le=100), notify: str | None = NOTIFY,
-              name: str | None = NAME, caller: Caller = SUBMIT, api: ApiState = STATE) -> JSONResponse:
+              name: str | None = NAME, fold: bool | None = FOLD, caller: Caller = SUBMIT,
+              api: ApiState = STATE) -> JSONResponse:
     """A new job over this job's stored documents (nothing re-uploaded), tagged by `model`;
     compare the two with `GET /jobs/{job_id}/diff/{other_id}`."""
     own(api, job_id, caller)
-    job = job_options(api.settings, {"model": model, "priority": priority, "notify": notify})
+    job = job_options(api.settings, {"model": model, "priority": priority, "notify": notify, "fold": fold})
     fields.NAME.check(name)
     source = service.job_status(api.settings, job_id)
     api.auth.check_quota(caller, source["total"], source["chars_total"])  # a rerun queues them all again

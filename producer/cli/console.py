@@ -39,7 +39,8 @@ def print_status(status: JobProgress) -> None:
         f"speed      {s['docs_per_second']:.1f} docs/s  {s['chars_per_second']:,.0f} chars/s  ETA {eta}",
         f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"
         f"  finished {s['finished_at'] or '-'}",
-        f"model      {s['model'] or '-'}  sha256 {(s['model_hash'] or '-')[:16]}  priority {s['priority']}"
+        f"model      {s['model'] or '-'}  sha256 {(s['model_hash'] or '-')[:16]}  fold {s['fold'] or 'off'}  "
+        f"priority {s['priority']}"
         + (f"  rerun of {s['rerun_of']}" if s["rerun_of"] else ""),
     ]
     if s["workers"] is not None and s["state"] in ("submitted", "running", "cancelling"):

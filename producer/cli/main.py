@@ -62,7 +62,10 @@ LAZY_COMMANDS = {
 
 
 def job_options_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--priority and --notify of a new job (its model is the global --model)."""
+    """--priority, --notify and --fold/--no-fold of a new job (its model is the global --model)."""
+    fn = click.option("--fold/--no-fold", default=True, show_default=True,
+                      help="Fold Traditional characters to Simplified before the model (offsets and "
+                           "entity texts stay the document's own).")(fn)
     fn = click.option("--notify", metavar="URL",
                       help="POST a signed JSON summary here when the job ends [SHITI_NOTIFY_URL]; "
                            "see docs/webhooks.md.")(fn)
@@ -94,7 +97,7 @@ def _with_broker(settings: Settings, *, start: bool = True) -> Settings:
 @job_options_flags
 @with_settings
 def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_token: str | None,
-           name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None,
+           name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None, fold: bool,
            settings: Settings) -> None:
     """Store a corpus as a job and enqueue it (tagged by --model, default SHITI_MODEL)."""
     from producer.service import job_options, submit_corpus
@@ -104,7 +107,7 @@ def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_t
     # With no SHITI_REDIS_URL the embedded redis-server is started (detached) and left running
     # for workers; `shiti redis --stop` stops it.
     settings = _with_broker(settings)
-    options = job_options(settings, priority=priority, notify_url=notify)
+    options = job_options(settings, priority=priority, notify_url=notify, fold=fold)
     result = submit_corpus(settings, path, fmt=fmt, client_token=client_token, id_field=id_field,
                            text_field=text_field, name=name, options=options)
     _report_submit(settings, result, wait=wait, as_json=as_json)
@@ -130,12 +133,12 @@ def _report_submit(settings: Settings, result: Any, *, wait: bool, as_json: bool
 @job_options_flags
 @with_settings
 def rerun(job_id: str, name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None,
-          settings: Settings) -> None:
+          fold: bool, settings: Settings) -> None:
     """A new job over JOB_ID's stored documents, tagged by --model (nothing re-uploaded)."""
     from producer.service import job_options, rerun_job
 
     settings = _with_broker(settings)
-    options = job_options(settings, priority=priority, notify_url=notify)
+    options = job_options(settings, priority=priority, notify_url=notify, fold=fold)
     _report_submit(settings, rerun_job(settings, job_id, options=options, name=name), wait=wait, as_json=as_json)
 
 

@@ -45,6 +45,7 @@ class JobSummary(TypedDict):
     finished_at: str | None
     model: str | None  # provenance: the model that tags the job and its content hash
     model_hash: str | None
+    fold: str | None  # and the character fold applied before the model (storage/core/fold.py)
     priority: int
 
 
@@ -149,6 +150,7 @@ class ExportRecord(TypedDict):
     reason: NotRequired[str]
     model: str | None
     model_hash: str | None
+    fold: str | None
 
 
 class DiffItem(TypedDict):

@@ -158,9 +158,10 @@ def get_document(db: Database, job_id: str, ext_id: str) -> DocumentView:
 
 def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[ExportRecord]:
     """Stream one record per document (corpus order): doc_id, state, length, entities[, reason],
-    and the job's model and its content hash (provenance)."""
+    and the job's model, its content hash and the character fold (provenance)."""
     with db.read() as conn:
-        model, model_hash = conn.execute(select(job.c.model, job.c.model_hash).where(job.c.id == job_id)).one()
+        model, model_hash, fold = conn.execute(
+            select(job.c.model, job.c.model_hash, job.c.fold).where(job.c.id == job_id)).one()
     last = 0
     while True:
         with db.read() as conn:
@@ -174,7 +175,7 @@ def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[Expor
             ents = entities_of(conn, [d.id for d in docs])
         for d in docs:
             rec: ExportRecord = {"doc_id": d.ext_id, "state": d.status, "length": d.n_chars, "entities": ents[d.id],
-                                 "model": model, "model_hash": model_hash}
+                                 "model": model, "model_hash": model_hash, "fold": fold}
             if d.reason:
                 rec["reason"] = d.reason
             yield rec

@@ -67,7 +67,8 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], 
 
 def create_job(db: Database, *, name: str | None = None, client_token: str | None = None,
                owner: str | None = None, model: str | None = None, model_hash: str | None = None,
-               priority: int = 1, notify_url: str | None = None, rerun_of: str | None = None) -> tuple[str, bool]:
+               priority: int = 1, notify_url: str | None = None, rerun_of: str | None = None,
+               fold: str | None = None) -> tuple[str, bool]:
     """Create a job, or find the one already created with ``client_token``.
 
     Args:
@@ -77,6 +78,7 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
         priority: its weight in the fair share of its model's workers (storage/broker/dispatch.py).
         notify_url: its completion webhook.
         rerun_of: the job whose stored documents it re-tags.
+        fold: the character fold applied before its model (``storage.core.fold.fold_id``; None: none).
 
     Returns:
         ``(job_id, created)``.
@@ -98,7 +100,7 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
                 id=job_id, name=name, client_token=client_token, owner=owner, status=J.SUBMITTED, sealed=False,
                 total=0, done=0, failed=0, cancelled=0, chars_total=0, chars_done=0,
                 submitted_at=now, ingest_at=now, model=model, model_hash=model_hash, priority=priority,
-                vtime=0.0, notify_url=notify_url or None, rerun_of=rerun_of,
+                vtime=0.0, notify_url=notify_url or None, rerun_of=rerun_of, fold=fold,
             )
         )
         return job_id, True
@@ -334,7 +336,7 @@ def event_body(row: Any, event_id: str) -> dict[str, Any]:
         "event": "job.finished", "event_id": event_id, "job_id": row["id"], "name": row["name"],
         "state": row["status"], "total": row["total"], "done": row["done"], "failed": row["failed"],
         "cancelled": row["cancelled"], "chars_done": row["chars_done"],
-        "model": row["model"], "model_hash": row["model_hash"], "rerun_of": row["rerun_of"],
+        "model": row["model"], "model_hash": row["model_hash"], "fold": row["fold"], "rerun_of": row["rerun_of"],
         "submitted_at": row["submitted_at"], "finished_at": row["finished_at"],
     }
 
@@ -452,11 +454,11 @@ def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None 
         return int(conn.execute(stmt).rowcount or 0)
 
 
-def job_model(db: Database, job_id: str) -> tuple[str | None, str | None]:
-    """``(model, model_hash)`` recorded on a job (``(None, None)`` for no such job)."""
+def job_model(db: Database, job_id: str) -> tuple[str | None, str | None, str | None]:
+    """``(model, model_hash, fold)`` recorded on a job (``(None, None, None)`` for no such job)."""
     with db.read() as conn:
-        row = conn.execute(select(job.c.model, job.c.model_hash).where(job.c.id == job_id)).first()
-        return (row[0], row[1]) if row else (None, None)
+        row = conn.execute(select(job.c.model, job.c.model_hash, job.c.fold).where(job.c.id == job_id)).first()
+        return (row[0], row[1], row[2]) if row else (None, None, None)
 
 
 def open_jobs(db: Database) -> list[str]:

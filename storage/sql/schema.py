@@ -63,6 +63,9 @@ job = Table(
     # a chunk of documents (an unsealed job whose ingest_at is stale was interrupted).
     Column("error", Text),
     Column("ingest_at", Float),
+    # The character fold applied before the model (revision 0005; storage/core/fold.py): its name
+    # and table hash, e.g. "t2s-8288eef5e563"; None: none (turned off, or a job from before).
+    Column("fold", String(40)),
     Index(None, "status", "seq"),
     Index(None, "owner", "seq"),
 )

@@ -38,11 +38,12 @@ def test_worker_rows_equal_in_process_tagger(tmp_path: Path, redis_server: Redis
 
     # Then the stored rows equal the same tagger run in-process
     assert (status["state"], status["done"]) == ("succeeded", len(docs))
+    from worker.pipeline import annotate_text
     from worker.tagger.loading import load_tagger
 
     tagger = load_tagger(model_dir, overlap=16)
     expected = {(d["id"], e.start, e.end, e.label, e.text)
-                for d in docs for e in tagger.annotate([d["text"]])[0]}
+                for d in docs for e in annotate_text(d["text"], tagger, settings, folded=True)}
     got = stored_entities(settings, result.job_id)
     assert expected, "the tiny model should tag something"
     assert set(got) == expected and max(got.values()) == 1

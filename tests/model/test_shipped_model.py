@@ -51,3 +51,26 @@ def test_shipped_model_tags_an_address_as_places(tagger) -> None:
     place = range(text.index("浙江省"), text.index("西湖区") + 3)
     assert all(any(e.label == "LOC" and e.start <= i < e.end for e in found) for i in place)
     assert {(e.text, e.label) for e in found if e.label != "LOC"} == {("李娜", "PER")}
+
+
+def test_traditional_text_folded_gets_the_simplified_entities_in_its_own_characters(tagger) -> None:
+    from storage.core.fold import _table, fold
+    from storage.core.settings import Settings
+    from worker.pipeline import annotate_text
+
+    # Given each case written in Traditional characters (the fold table read backwards, where one
+    # Traditional character stands for the Simplified one)
+    backwards: dict[int, list[int]] = {}
+    for trad, simp in _table()[0].items():
+        backwards.setdefault(simp, []).append(trad)
+    to_traditional = {s: t[0] for s, t in backwards.items() if len(t) == 1}
+    settings = Settings()
+    for text in CASES:
+        traditional = text.translate(to_traditional)
+        assert traditional != text and fold(traditional) == text
+        # When it is tagged as a job does (folded), Then the spans are those of the Simplified text,
+        # each holding the Traditional document's own characters
+        got = annotate_text(traditional, tagger, settings, folded=True)
+        want = annotate_text(text, tagger, settings)
+        assert [(e.start, e.end, e.label) for e in got] == [(e.start, e.end, e.label) for e in want]
+        assert [e.text for e in got] == [traditional[e.start:e.end] for e in want]

@@ -195,6 +195,7 @@ export async function viewJob(id) {
       ["Run time", st ? duration(((fin || new Date()) - st) / 1000) : "—"],
       ["Average document", j.total ? `${num(Math.round(j.chars_total / j.total))} characters` : "—"],
       ["Model", j.model ? `${esc(j.model)} <span class="mono muted" title="content sha256">${esc((j.model_hash || "").slice(0, 12))}</span>` : "—"],
+      ["Script fold", j.fold ? `Traditional → Simplified <span class="mono muted" title="fold table">${esc(j.fold)}</span>` : "off"],
       ["Priority", num(j.priority || 1)],
     ];
     if (j.rerun_of) kv.push(["Re-run of", `<a href="#/jobs/${esc(j.rerun_of)}">#${esc(j.rerun_of)}</a> · <a href="#/jobs/${esc(j.rerun_of)}/diff/${esc(j.job_id)}" data-testid="diff-link">diff</a>`]);
