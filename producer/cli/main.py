@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 
+from producer import fields
 from producer.cli.console import print_status, wait_for
 from storage.core.cli_options import with_settings
 from storage.core.errors import NotFound, ShitiError
@@ -221,7 +222,9 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
     if not job_id:
         raise click.UsageError("give a job id")
     fmt = "jsonl" if as_json else fmt
-    label = label.upper() if label else None
+    # The same checks as the API's filters: NUL, a lone surrogate or an overlong value is a clear error.
+    label = fields.filter_value("type", label.upper() if label else None)
+    text, doc = fields.filter_value("text", text), fields.filter_value("doc", doc)
     # Printed as plain mappings: the columns differ between the two listings.
     rows: list[Mapping[str, Any]]
     if top:

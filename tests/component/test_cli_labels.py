@@ -43,3 +43,13 @@ def test_demo_colours_every_label_of_the_model() -> None:
     shown = highlight(text, [{"start": 0, "end": 2, "label": "PRODUCT", "text": "华为"},
                              {"start": 3, "end": 5, "label": "LOC", "text": "北京"}], palette)  # type: ignore[list-item]
     assert shown == f"{palette['PRODUCT']}华为{RESET}在{palette['LOC']}北京{RESET}"
+
+
+def test_entities_filters_refuse_nul_surrogates_and_overlong_values(settings: Settings, monkeypatch) -> None:
+    job_id, _ = submit(settings)
+    monkeypatch.setenv("SHITI_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("SHITI_DATABASE_URL", settings.database_url)
+    for flag, value in (("--type", "\udcff"), ("--type", "P" * 5000), ("--text", "a\x00b"), ("--doc", "\ud800")):
+        got = CliRunner().invoke(cli, ["entities", job_id, flag, value])
+        assert got.exit_code != 0 and got.output.startswith("error: ") and flag[2:] in got.output, (flag, got.output)
+        assert not isinstance(got.exception, UnicodeError)
