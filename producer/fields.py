@@ -91,6 +91,19 @@ def filter_value(name: str, value: str | None) -> str | None:
     return Field(name, MAX_FILTER).check(value)
 
 
+def min_score(value: float | None) -> float | None:
+    """A least-score filter: a finite number from 0 to 1 (None: no filter).
+
+    Raises:
+        PermanentError: anything else (NaN, infinities, out of range, not a number).
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+        raise PermanentError(f"min_score must be a number from 0 to 1, not {str(value)[:40]!r}")
+    return float(value)
+
+
 def is_job_id(value: str) -> bool:
     """True for a value shaped like the ids shiti gives jobs (32 lowercase hex digits); any other
     value names no job, so it is answered "not found" without a query."""

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from producer import fields
+from producer import dictionaries, fields
 from producer.corpus import Record, read_corpus
 from producer.validation import check_text, rejected
 from storage.sql import diff, queries, repo
@@ -25,6 +25,7 @@ from storage.core.errors import JobWaitTimeout, NotFound, PermanentError, ShitiE
 from storage.catalog import UnknownModel, known_names, model_views, resolve
 from storage.broker.presence import live_or_none
 from storage.core.fold import fold_id
+from storage.core.lexicon import DictionaryRef
 from storage.core.settings import Settings
 from storage.core.views import (
     DiffView,
@@ -61,29 +62,34 @@ class SubmitResult:
 @dataclass(frozen=True)
 class JobOptions:
     """How a job runs, checked before anything is stored: its model (name and content hash), its
-    weight in the model's fair share, its completion webhook, and the character fold applied
-    before the model (``storage.core.fold.fold_id()``; None: none)."""
+    weight in the model's fair share, its completion webhook, the character fold applied
+    before the model (``storage.core.fold.fold_id()``; None: none) and the user dictionary applied
+    after it (None: none)."""
 
     model: str
     model_hash: str
     priority: int = 1
     notify_url: str | None = None
     fold: str | None = None
+    dictionary: DictionaryRef | None = None
 
 
 MAX_PRIORITY = 100
 
 
 def job_options(settings: Settings, *, model: str | None = None, priority: int = 1,
-                notify_url: str | None = None, fold: bool = True) -> JobOptions:
+                notify_url: str | None = None, fold: bool = True, dictionary: str | None = None,
+                owner: str | None = None, sees_all: bool = True) -> JobOptions:
     """Check a job's options: the model is known here (models directory, the default) or served by
     a live worker; ``priority`` is 1..100; the webhook URL (default ``settings.notify_url``) is
     http(s) and not a refused address; ``fold`` folds Traditional characters to Simplified before
-    the model (offsets and entity texts stay the document's own).
+    the model (offsets and entity texts stay the document's own); ``dictionary`` (``NAME`` or
+    ``NAME@VERSION``, one ``owner`` may use unless ``sees_all``) names only types the model tags.
 
     Raises:
         UnknownModel: no such model (the known ones listed); PermanentError: a broken model, a bad
-            priority; WebhookRefused: a refused webhook URL.
+            priority, an unknown dictionary or one with types the model lacks; WebhookRefused: a
+            refused webhook URL.
     """
     if not isinstance(priority, int) or not 1 <= priority <= MAX_PRIORITY:
         raise PermanentError(f"priority must be an integer from 1 to {MAX_PRIORITY}, not {priority!r}")
@@ -91,7 +97,11 @@ def job_options(settings: Settings, *, model: str | None = None, priority: int =
     url = fields.NOTIFY_URL.check(notify_url) if notify_url is not None else settings.notify_url
     if url:
         check_url(url, allow_private=settings.webhook_allow_private)
-    return JobOptions(name, digest, priority, url or None, fold_id() if fold else None)
+    lexicon = None
+    if dictionary is not None:
+        lexicon = dictionaries.for_job(settings, dictionary, dictionaries.model_labels(settings, name), owner=owner,
+                                       sees_all=sees_all)
+    return JobOptions(name, digest, priority, url or None, fold_id() if fold else None, lexicon)
 
 
 def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]:
@@ -172,7 +182,7 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
     job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner,
                                       model=options.model, model_hash=options.model_hash,
                                       priority=options.priority, notify_url=options.notify_url,
-                                      fold=options.fold)
+                                      fold=options.fold, dictionary=options.dictionary)
     if not created and queries.get_job(db, job_id)["sealed"]:
         return _submitted(db, job_id, created=False, lines=0)  # every document of it is stored already
     lines = chars = 0
@@ -260,7 +270,8 @@ def rerun_job(settings: Settings, job_id: str, *, options: JobOptions | None = N
         raise PermanentError(f"job {job_id} is still storing its documents; rerun it once submitted")
     new_id, _ = repo.create_job(db, name=name or f"rerun of {source['name'] or job_id}", owner=owner,
                                 model=options.model, model_hash=options.model_hash, priority=options.priority,
-                                notify_url=options.notify_url, rerun_of=job_id, fold=options.fold)
+                                notify_url=options.notify_url, rerun_of=job_id, fold=options.fold,
+                                dictionary=options.dictionary)
     repo.copy_documents(db, source_job=job_id, job_id=new_id)
     return _seal_and_dispatch(settings, new_id, True)
 
@@ -322,7 +333,8 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "finished_at": iso_time(finished),
         "failures": [{"doc_id": f["doc_id"], "reason": f["reason"], "error": f["error"]}
                      for f in queries.failures(db, job_id, limit=10)],
-        "model": j["model"], "model_hash": j["model_hash"], "fold": j["fold"], "priority": j["priority"],
+        "model": j["model"], "model_hash": j["model_hash"], "fold": j["fold"],
+        "dictionary": j["dictionary"], "dictionary_hash": j["dictionary_hash"], "priority": j["priority"],
         "rerun_of": j["rerun_of"], "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
     }
     if j["status"] in JOB_OPEN:
@@ -395,7 +407,8 @@ def list_jobs(settings: Settings, *, state: str | None = None, limit: int = 50,
              {"job_id": r["id"], "name": r["name"], "state": r["status"], "total": r["total"],
               "done": r["done"], "failed": r["failed"], "cancelled": r["cancelled"],
               "submitted_at": iso_time(r["submitted_at"]), "finished_at": iso_time(r["finished_at"]),
-              "model": r["model"], "model_hash": r["model_hash"], "fold": r["fold"], "priority": r["priority"]}
+              "model": r["model"], "model_hash": r["model_hash"], "fold": r["fold"],
+              "dictionary": r["dictionary"], "dictionary_hash": r["dictionary_hash"], "priority": r["priority"]}
              for r in rows]
     return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 
@@ -405,11 +418,13 @@ def _known(settings: Settings, job_id: str) -> None:
 
 
 def find_entities(settings: Settings, job_id: str, *, label: str | None = None, text: str | None = None,
-                  doc: str | None = None, cursor: str | None = None, limit: int = 100) -> EntityPage:
-    """Entities of a job (exact-match filters): ``{"items": [...], "next_cursor": ...}``."""
+                  doc: str | None = None, cursor: str | None = None, min_score: float | None = None,
+                  limit: int = 100) -> EntityPage:
+    """Entities of a job (exact-match filters, and a least score): ``{"items": [...], "next_cursor": ...}``."""
     _known(settings, job_id)
     items, nxt = queries.find_entities(get_database(settings), job_id, label=label, text=text, doc=doc,
-                                       cursor=int(cursor) if cursor else None, limit=limit)
+                                       cursor=int(cursor) if cursor else None,
+                                       min_score=fields.min_score(min_score), limit=limit)
     return {"items": items, "next_cursor": str(nxt) if nxt is not None else None}
 
 
@@ -427,10 +442,11 @@ def get_document(settings: Settings, job_id: str, doc_id: str) -> DocumentView:
     return queries.get_document(get_database(settings), job_id, doc_id)
 
 
-def export_entities(settings: Settings, job_id: str) -> Iterator[ExportRecord]:
-    """Stream one record per document: ``{doc_id, state, length, entities, model, model_hash, fold[, reason]}``."""
+def export_entities(settings: Settings, job_id: str, *, min_score: float | None = None) -> Iterator[ExportRecord]:
+    """Stream one record per document: ``{doc_id, state, length, entities, model, model_hash, fold,
+    dictionary, dictionary_hash[, reason]}``; entities scored under ``min_score`` left out."""
     _known(settings, job_id)
-    return queries.iter_export(get_database(settings), job_id)
+    return queries.iter_export(get_database(settings), job_id, min_score=fields.min_score(min_score))
 
 
 def cancel_job(settings: Settings, job_id: str) -> JobProgress:

@@ -16,6 +16,7 @@ from storage.broker.dispatch import dispatch
 from storage.core.fold import fold_id
 from storage.core.settings import Settings
 from worker import shutdown
+from worker.dictionaries import job_lexicon
 from worker.heartbeat import heartbeat
 from worker.pipeline import TaggerLike, annotate_claimed
 from worker.runtime import get_tagger
@@ -51,12 +52,13 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
     db = db or get_database(settings)
     stats = {"claimed": 0, "done": 0, "failed": 0, "fenced": 0}
     wanted = repo.job_model(db, job_id)
-    if model_hash is not None and wanted[1] is not None and wanted[1] != model_hash:
+    if model_hash is not None and wanted.model_hash is not None and wanted.model_hash != model_hash:
         log.error("batch of job %s is for model %s (sha256 %s) but this worker serves sha256 %s: left for "
-                  "a worker of that model", job_id, wanted[0], wanted[1][:12], model_hash[:12])
+                  "a worker of that model", job_id, wanted.model, wanted.model_hash[:12], model_hash[:12])
         repo.unqueue(db, doc_ids)
         return {**stats, "wrong_model": len(doc_ids)}
-    folded = _folds(job_id, wanted[2])
+    folded = _folds(job_id, wanted.fold)
+    lexicon = job_lexicon(db, wanted, folded=folded)
     suspects = repo.tried_before(db, doc_ids)
     fresh = [i for i in doc_ids if i not in suspects]
     groups = ([fresh] if fresh else []) + [[i] for i in doc_ids if i in suspects]
@@ -72,7 +74,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
                            interval=settings.heartbeat_seconds, job_id=job_id,
                            cancel_poll=settings.cancel_poll_seconds) as beat, shutdown.busy():
                 outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings, stop=shutdown.stopping,
-                                            cancelled=beat.cancelled.is_set, folded=folded)
+                                            cancelled=beat.cancelled.is_set, folded=folded, lexicon=lexicon)
             saved = repo.save_outcomes(db, job_id=job_id, lease_token=token, outcomes=outcomes)
         except SoftTimeLimitExceeded:
             _release(db, doc_ids, token, why="soft time limit")

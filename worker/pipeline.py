@@ -19,6 +19,7 @@ from storage.core.fold import fold
 from storage.catalog import resolve
 from storage.core.settings import PY_PREFIX, Settings
 from worker.tagger.errors import DeadlineExceeded, Stopped
+from worker.tagger.lexicon import Lexicon, apply
 
 log = logging.getLogger(__name__)
 WARMUP_TEXT = "新华社北京电，张伟在上海复旦大学参加会议。"
@@ -43,7 +44,8 @@ def load_configured_tagger(settings: Settings) -> TaggerLike:
 
 
 def annotate_text(text: str, tagger: TaggerLike, settings: Settings, *,
-                  stop: Callable[[], bool] | None = None, folded: bool = False) -> list[Entity]:
+                  stop: Callable[[], bool] | None = None, folded: bool = False,
+                  lexicon: Lexicon | None = None) -> list[Entity]:
     """Entities of one text, checked against it, under the text's own deadline
     (``Settings.doc_deadline``; the tagger raises ``DeadlineExceeded`` when it passes) and
     ``stop`` (asked between windows; the tagger raises ``Stopped``).
@@ -51,6 +53,9 @@ def annotate_text(text: str, tagger: TaggerLike, settings: Settings, *,
     With ``folded`` the model reads the text with its Traditional characters folded to Simplified
     (``storage.core.fold``: one code point for one, so offsets carry over), and each entity's text
     is the document's own characters at those offsets.
+
+    With ``lexicon`` the job's dictionary is applied to the merged entities
+    (``worker.tagger.lexicon.apply``: forced terms, blocked ones), on the text the model read.
 
     An entity whose offsets do not reproduce its text is dropped and logged: stored rows
     always satisfy ``text[start:end] == entity.text``.
@@ -64,12 +69,13 @@ def annotate_text(text: str, tagger: TaggerLike, settings: Settings, *,
             log.error("dropping entity %r at %d:%d: offsets do not match the text", e.text, e.start, e.end)
             continue
         ents.append(Entity(int(e.start), int(e.end), str(e.label), text[e.start:e.end], float(e.score)))
-    return ents
+    return apply(text, seen, ents, lexicon) if lexicon is not None else ents
 
 
 def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settings: Settings, *,
                      stop: Callable[[], bool] = lambda: False,
-                     cancelled: Callable[[], bool] = lambda: False, folded: bool = False) -> list[Outcome]:
+                     cancelled: Callable[[], bool] = lambda: False, folded: bool = False,
+                     lexicon: Lexicon | None = None) -> list[Outcome]:
     """Outcomes for claimed documents, tagged one at a time: a failing document fails alone
     (``error``, or ``timeout`` past its own deadline), and a stop request is honoured between
     two documents. Every window runs alone in the tagger, so one call per document costs nothing.
@@ -80,6 +86,7 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
         cancelled: checked before each document and between its windows; once true (the job
             was cancelled) the running document and the rest end ``cancelled``.
         folded: fold Traditional characters before the model (:func:`annotate_text`).
+        lexicon: the job's dictionary (:func:`annotate_text`).
 
     ``SoftTimeLimitExceeded`` always propagates (it subclasses ``Exception``).
     """
@@ -92,7 +99,8 @@ def annotate_claimed(docs: Sequence[ClaimedDocument], tagger: TaggerLike, settin
             continue
         try:
             outcomes.append(Outcome(doc.id, doc.n_chars, tuple(annotate_text(doc.text, tagger, settings,
-                                                                             stop=cancelled, folded=folded))))
+                                                                             stop=cancelled, folded=folded,
+                                                                             lexicon=lexicon))))
         except SoftTimeLimitExceeded:
             raise
         except Stopped:

@@ -84,15 +84,26 @@ def filter_value(name: str, value: str | None) -> str | None:
     return fields.filter_value(name, value or None)
 
 
-def job_options(settings: Settings, options: dict[str, Any]) -> service.JobOptions:
-    """The per-job options (model, priority, webhook) of a request, checked."""
+def job_options(settings: Settings, options: dict[str, Any], caller: Caller) -> service.JobOptions:
+    """The per-job options (model, priority, webhook, fold, dictionary) of a request, checked; the
+    dictionary must be one ``caller`` may use."""
     priority = options.get("priority")
     try:
         priority = 1 if priority in (None, "") else int(priority)
     except (TypeError, ValueError):
         raise ApiError("invalid_input", f"priority must be an integer from 1 to 100, not {priority!r}") from None
     return service.job_options(settings, model=options.get("model") or None, priority=priority,
-                               notify_url=options.get("notify") or None, fold=_flag("fold", options.get("fold")))
+                               notify_url=options.get("notify") or None, fold=_flag("fold", options.get("fold")),
+                               dictionary=_text_option("dict", options.get("dict")), owner=caller.owner,
+                               sees_all=caller.sees_all)
+
+
+def _text_option(name: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise ApiError("invalid_input", f"{name} must be a string")
+    return value
 
 
 def _flag(name: str, value: Any, default: bool = True) -> bool:

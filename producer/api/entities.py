@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
@@ -24,6 +25,8 @@ from storage.core.views import DiffView, DocumentView, EntityPage, ExtractResult
 EXTRACT_DOC_ID = "1"
 
 router = APIRouter(tags=["entities"])
+MIN_SCORE: Any = Query(None, ge=0, le=1, allow_inf_nan=False,
+                       description="only entities scored at least this (the probability the entity is right)")
 
 
 class ExtractRequest(BaseModel):
@@ -35,6 +38,8 @@ class ExtractRequest(BaseModel):
     model: str | None = Field(None, max_length=fields.MAX_MODEL, pattern=fields.SINGLE_LINE_PATTERN,
                               description="model name (`GET /models`); default the server's SHITI_MODEL")
     fold: StrictBool = Field(True, description="fold Traditional characters to Simplified before the model")
+    dictionary: str | None = Field(None, alias="dict", max_length=120, pattern=fields.SINGLE_LINE_PATTERN,
+                                   description="user dictionary applied after the model: NAME or NAME@VERSION")
 
 
 @router.get("/jobs/{job_id}/diff/{other_id}", responses=ONE_JOB)
@@ -52,13 +57,14 @@ def entities(job_id: str,
              type: str | None = filter_query("entity label, e.g. PER, LOC, ORG (`GET /models`)"),
              text: str | None = filter_query("exact entity text"),
              doc: str | None = filter_query("document id"),
+             min_score: float | None = MIN_SCORE,
              cursor: str | None = CURSOR, limit: int = Query(100, ge=1, le=1000),
              caller: Caller = READ, api: ApiState = STATE) -> EntityPage:
     """Entities of a job in a stable order (keyset pagination: pass `next_cursor` back)."""
     own(api, job_id, caller)
     return service.find_entities(api.settings, job_id, label=filter_value("type", type),
                                  text=filter_value("text", text), doc=filter_value("doc", doc),
-                                 cursor=cursor_value(cursor), limit=limit)
+                                 min_score=min_score, cursor=cursor_value(cursor), limit=limit)
 
 
 @router.get("/jobs/{job_id}/entities/top", responses=ONE_JOB)
@@ -80,10 +86,11 @@ def document(job_id: str, doc_id: str, caller: Caller = READ, api: ApiState = ST
 
 
 @router.get("/jobs/{job_id}/export", responses=ONE_JOB, response_class=StreamingResponse)
-def export(job_id: str, caller: Caller = READ, api: ApiState = STATE) -> StreamingResponse:
+def export(job_id: str, min_score: float | None = MIN_SCORE, caller: Caller = READ,
+           api: ApiState = STATE) -> StreamingResponse:
     """Every document's entities as JSON Lines, streamed (one record per document)."""
     own(api, job_id, caller)
-    records = service.export_entities(api.settings, job_id)  # NotFound before the stream starts
+    records = service.export_entities(api.settings, job_id, min_score=min_score)  # NotFound before the stream starts
 
     def lines() -> Iterator[bytes]:
         for record in records:
@@ -98,7 +105,8 @@ async def extract(body: ExtractRequest, caller: Caller = SUBMIT, api: ApiState =
     """Tag one text: it becomes a one-document job, answered when a worker has done it."""
     settings = api.settings
     await run_in_threadpool(api.auth.check_quota, caller, 1, len(body.text))
-    job = await run_in_threadpool(job_options, settings, {"model": body.model, "fold": body.fold})
+    job = await run_in_threadpool(job_options, settings, {"model": body.model, "fold": body.fold,
+                                                          "dict": body.dictionary}, caller)
     result = await run_in_threadpool(service.submit_corpus, settings,
                                      [{"id": EXTRACT_DOC_ID, "text": body.text}],
                                      name=_extract_name(body.text), owner=caller.owner, options=job,

@@ -44,6 +44,8 @@ _OPTIONS = {
 }
 _FOLD_DOC = "fold Traditional characters to Simplified before the model (default true)"
 FOLD: Any = Query(None, description=_FOLD_DOC)
+_DICT_DOC = "user dictionary applied after the model: NAME or NAME@VERSION (`GET /dicts`)"
+DICT_ALIAS: Any = Query(None, alias="dict", max_length=120, pattern=fields.SINGLE_LINE_PATTERN, description=_DICT_DOC)
 _UPLOAD_DOC = {
     "requestBody": {
         "required": True,
@@ -59,6 +61,7 @@ _UPLOAD_DOC = {
                         "format": {"type": "string", "enum": ["jsonl", "ndjson", "text", "txt", "csv", "json"]},
                         "priority": {"type": "integer", "minimum": 1, "maximum": 100},
                         "fold": {"type": "string", "enum": ["true", "false"], "description": _FOLD_DOC},
+                        "dict": {"type": "string", "maxLength": 120, "description": _DICT_DOC},
                         **_OPTIONS,
                     },
                 }
@@ -73,6 +76,7 @@ _UPLOAD_DOC = {
                             "documents": {"type": "array", "items": {}},
                             "priority": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
                             "fold": {"type": ["boolean", "null"], "description": _FOLD_DOC},
+                            "dict": {"type": ["string", "null"], "maxLength": 120, "description": _DICT_DOC},
                             **{k: v | {"type": ["string", "null"]} for k, v in _OPTIONS.items()}}},
                     ]
                 },
@@ -90,20 +94,21 @@ async def submit_job(request: Request, client_token: str | None = TOKEN,
                      name: str | None = NAME, format: str | None = Query(None, max_length=10),
                      model: str | None = MODEL,
                      priority: int | None = Query(None, ge=1, le=100, description="fair-share weight (default 1)"),
-                     notify: str | None = NOTIFY, fold: bool | None = FOLD,
+                     notify: str | None = NOTIFY, fold: bool | None = FOLD, dict_: str | None = DICT_ALIAS,
                      caller: Caller = SUBMIT, api: ApiState = STATE) -> JSONResponse:
     """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
 
     The client token (query, form field, JSON key or `Idempotency-Key` header) makes the call
     idempotent: the same token returns the same job (200) instead of creating one (202).
-    `model`, `priority`, `notify` and `fold` may also be form fields or JSON keys. An unknown model
-    (422, the known ones listed) or a refused webhook URL stores nothing.
+    `model`, `priority`, `notify`, `fold` and `dict` may also be form fields or JSON keys. An unknown
+    model (422, the known ones listed), an unknown dictionary or one naming types the model does not
+    tag, or a refused webhook URL stores nothing.
     """
     settings, auth = api.settings, api.auth
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
                                "name": name, "format": format, "model": model, "priority": priority,
-                               "notify": notify, "fold": fold}
+                               "notify": notify, "fold": fold, "dict": dict_}
     if ctype == "multipart/form-data":
         # The size of an upload is known only once read: refuse at once when already at the limit,
         # then count its documents and characters as they are stored (admit).
@@ -116,7 +121,7 @@ async def submit_job(request: Request, client_token: str | None = TOKEN,
             del raw
             _merge(options, body_options)
             await run_in_threadpool(auth.check_quota, caller, len(docs))
-            job = await run_in_threadpool(job_options, settings, options)
+            job = await run_in_threadpool(job_options, settings, options, caller)
             result = await run_in_threadpool(
                 service.submit_corpus, settings, docs, client_token=options["client_token"],
                 name=options["name"] or "api upload", owner=caller.owner, options=job,
@@ -148,7 +153,7 @@ async def _submit_upload(request: Request, api: ApiState, options: dict[str, Any
     finally:
         await form.close()
     try:
-        job = await run_in_threadpool(job_options, settings, options)
+        job = await run_in_threadpool(job_options, settings, options, caller)
         name = options["name"] or fields.safe_name(upload.filename) or "upload"
         source: Any = path
         if fmt == "json" or (fmt is None and path.suffix == ".json" and looks_like_json_array(path)):
@@ -168,7 +173,7 @@ async def _submit_upload(request: Request, api: ApiState, options: dict[str, Any
 
 
 def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify", "fold"):
+    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify", "fold", "dict"):
         if extra.get(key) not in (None, ""):  # a priority of 0 is a (bad) value, not an absent one
             options[key] = extra[key]
 
@@ -180,12 +185,14 @@ def _fields(options: dict[str, Any]) -> dict[str, str]:
 @router.post("/jobs/{job_id}/rerun", responses=ONE_JOB, status_code=202)
 def rerun_job(job_id: str, model: str | None = MODEL,
               priority: int = Query(1, ge=1, le=100), notify: str | None = NOTIFY,
-              name: str | None = NAME, fold: bool | None = FOLD, caller: Caller = SUBMIT,
+              name: str | None = NAME, fold: bool | None = FOLD, dict_: str | None = DICT_ALIAS,
+              caller: Caller = SUBMIT,
               api: ApiState = STATE) -> JSONResponse:
     """A new job over this job's stored documents (nothing re-uploaded), tagged by `model`;
     compare the two with `GET /jobs/{job_id}/diff/{other_id}`."""
     own(api, job_id, caller)
-    job = job_options(api.settings, {"model": model, "priority": priority, "notify": notify, "fold": fold})
+    job = job_options(api.settings, {"model": model, "priority": priority, "notify": notify, "fold": fold,
+                                     "dict": dict_}, caller)
     fields.NAME.check(name)
     source = service.job_status(api.settings, job_id)
     api.auth.check_quota(caller, source["total"], source["chars_total"])  # a rerun queues them all again

@@ -135,7 +135,7 @@ def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[s
     Returns:
         ``(documents, options)``; options are the other keys of the object form
         (``client_token``, ``name``, ``id_field``, ``text_field``, ``model``, ``priority``,
-        ``notify``, ``fold``), empty for a bare array.
+        ``notify``, ``fold``, ``dict``), empty for a bare array.
 
     Raises:
         ApiError: ``invalid_input`` when it is not JSON (deep nesting and huge numbers included),

@@ -40,6 +40,7 @@ def print_status(status: JobProgress) -> None:
         f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"
         f"  finished {s['finished_at'] or '-'}",
         f"model      {s['model'] or '-'}  sha256 {(s['model_hash'] or '-')[:16]}  fold {s['fold'] or 'off'}  "
+        f"dict {s['dictionary'] or '-'}  "
         f"priority {s['priority']}"
         + (f"  rerun of {s['rerun_of']}" if s["rerun_of"] else ""),
     ]

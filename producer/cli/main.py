@@ -59,11 +59,15 @@ class ShitiGroup(click.Group):
 LAZY_COMMANDS = {
     "worker": "worker.cli:worker",
     "model": "worker.model.cli:model",
+    "dict": "producer.cli.dicts:dict_group",
 }
 
 
 def job_options_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """--priority, --notify and --fold/--no-fold of a new job (its model is the global --model)."""
+    """--priority, --notify, --fold/--no-fold and --dict of a new job (its model is the global --model)."""
+    fn = click.option("--dict", "dictionary", metavar="NAME[@VERSION]",
+                      help="Apply this stored dictionary (`shiti dict list`; default: its newest version) "
+                           "after the model: forced terms become entities, blocked ones are dropped.")(fn)
     fn = click.option("--fold/--no-fold", default=True, show_default=True,
                       help="Fold Traditional characters to Simplified before the model (offsets and "
                            "entity texts stay the document's own).")(fn)
@@ -99,7 +103,7 @@ def _with_broker(settings: Settings, *, start: bool = True) -> Settings:
 @with_settings
 def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_token: str | None,
            name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None, fold: bool,
-           settings: Settings) -> None:
+           dictionary: str | None, settings: Settings) -> None:
     """Store a corpus as a job and enqueue it (tagged by --model, default SHITI_MODEL)."""
     from producer.service import job_options, submit_corpus
 
@@ -108,7 +112,7 @@ def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_t
     # With no SHITI_REDIS_URL the embedded redis-server is started (detached) and left running
     # for workers; `shiti redis --stop` stops it.
     settings = _with_broker(settings)
-    options = job_options(settings, priority=priority, notify_url=notify, fold=fold)
+    options = job_options(settings, priority=priority, notify_url=notify, fold=fold, dictionary=dictionary)
     result = submit_corpus(settings, path, fmt=fmt, client_token=client_token, id_field=id_field,
                            text_field=text_field, name=name, options=options)
     _report_submit(settings, result, wait=wait, as_json=as_json)
@@ -134,12 +138,12 @@ def _report_submit(settings: Settings, result: Any, *, wait: bool, as_json: bool
 @job_options_flags
 @with_settings
 def rerun(job_id: str, name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None,
-          fold: bool, settings: Settings) -> None:
+          fold: bool, dictionary: str | None, settings: Settings) -> None:
     """A new job over JOB_ID's stored documents, tagged by --model (nothing re-uploaded)."""
     from producer.service import job_options, rerun_job
 
     settings = _with_broker(settings)
-    options = job_options(settings, priority=priority, notify_url=notify, fold=fold)
+    options = job_options(settings, priority=priority, notify_url=notify, fold=fold, dictionary=dictionary)
     _report_submit(settings, rerun_job(settings, job_id, options=options, name=name), wait=wait, as_json=as_json)
 
 
@@ -208,13 +212,15 @@ def jobs(state: str | None, limit: int, as_json: bool, settings: Settings) -> No
               help="Entity label, case-insensitive: the model's own (`shiti model list`), e.g. PER.")
 @click.option("--text", help="Exact entity text.")
 @click.option("--doc", help="Document id.")
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Only entities scored at least this (0..1).")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--top", type=int, help="Most frequent entity strings per type instead.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @with_settings
 def entities(job_id: str | None, job_opt: str | None, label: str | None, text: str | None, doc: str | None,
-             limit: int, top: int | None, fmt: str, as_json: bool, settings: Settings) -> None:
+             min_score: float | None, limit: int, top: int | None, fmt: str, as_json: bool,
+             settings: Settings) -> None:
     """Entities of a job, from SQL."""
     from producer.service import find_entities, top_entities
 
@@ -235,13 +241,13 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
         cursor = None
         while len(found) < limit:
             page = find_entities(settings, job_id, label=label, text=text, doc=doc, cursor=cursor,
-                                 limit=min(1000, limit - len(found)))
+                                 min_score=min_score, limit=min(1000, limit - len(found)))
             found.extend(page["items"])
             cursor = page["next_cursor"]
             if cursor is None:
                 break
         rows = list(found)
-        cols = ["doc_id", "start", "end", "label", "text", "score"]
+        cols = ["doc_id", "start", "end", "label", "text", "score", "source"]
     if fmt == "jsonl":
         for r in rows:
             click.echo(json.dumps(r, ensure_ascii=False))
@@ -257,12 +263,13 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
 @cli.command()
 @click.argument("job_id")
 @click.option("--out", type=click.Path(path_type=Path), help="Output .jsonl (default stdout).")
+@click.option("--min-score", type=click.FloatRange(0, 1), help="Only entities scored at least this (0..1).")
 @with_settings
-def export(job_id: str, out: Path | None, settings: Settings) -> None:
+def export(job_id: str, out: Path | None, min_score: float | None, settings: Settings) -> None:
     """Write one JSON line per document with its entities (streaming)."""
     from producer.service import export_entities
 
-    records = export_entities(settings, job_id)
+    records = export_entities(settings, job_id, min_score=min_score)
     fh = out.open("w", encoding="utf-8") if out else sys.stdout
     try:
         n = 0

@@ -100,7 +100,7 @@ def dispatch(settings: Settings, *, job_id: str | None = None, db: Database | No
     app, _ = broker(settings)
     fallback = settings.model_name
     shares: dict[str, list[repo.ShareEntry]] = {}
-    only = repo.job_model(db, job_id)[0] or fallback if job_id else None
+    only = repo.job_model(db, job_id).model or fallback if job_id else None
     for entry in repo.dispatchable_jobs(db):
         model = entry.model or fallback
         if only is None or model == only:

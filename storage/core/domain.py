@@ -115,13 +115,20 @@ def final_job_status(*, done: int, failed: int, cancelling: bool) -> JobStatus:
 
 @dataclass(frozen=True, slots=True)
 class Entity:
-    """One entity; ``start``/``end`` are end-exclusive code-point offsets into the stored text."""
+    """One entity; ``start``/``end`` are end-exclusive code-point offsets into the stored text.
+    ``source``: who found it: the model, the job's dictionary, or both agreeing (``SOURCES``)."""
 
     start: int
     end: int
     label: str
     text: str
     score: float
+    source: str = "model"
+
+
+#: Where an entity comes from (``Entity.source``, the entity table's ``source`` column).
+SOURCE_MODEL, SOURCE_DICT, SOURCE_BOTH = "model", "dict", "both"
+SOURCES = (SOURCE_MODEL, SOURCE_DICT, SOURCE_BOTH)
 
 
 @dataclass(frozen=True, slots=True)

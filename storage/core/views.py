@@ -11,6 +11,8 @@ given at submit), a job by ``job_id``.
 from __future__ import annotations
 
 # typing_extensions: pydantic (FastAPI) reads TypedDicts only from there on Python < 3.12.
+from typing import Any
+
 from typing_extensions import NotRequired, TypedDict
 
 
@@ -46,6 +48,8 @@ class JobSummary(TypedDict):
     model: str | None  # provenance: the model that tags the job and its content hash
     model_hash: str | None
     fold: str | None  # and the character fold applied before the model (storage/core/fold.py)
+    dictionary: str | None  # and the user dictionary applied after it (name@version) and its hash
+    dictionary_hash: str | None
     priority: int
 
 
@@ -102,6 +106,7 @@ class EntityView(TypedDict):
     label: str
     text: str
     score: float
+    source: str  # model | dict | both (storage.core.domain.SOURCES)
 
 
 class EntityPage(TypedDict):
@@ -127,6 +132,7 @@ class SpanView(TypedDict):
     label: str
     text: str
     score: float
+    source: str  # model | dict | both (storage.core.domain.SOURCES)
 
 
 class DocumentView(TypedDict):
@@ -151,6 +157,22 @@ class ExportRecord(TypedDict):
     model: str | None
     model_hash: str | None
     fold: str | None
+    dictionary: str | None
+    dictionary_hash: str | None
+
+
+class DictionaryView(TypedDict):
+    """One stored dictionary version (``shiti dict list/show``, ``GET /dicts``)."""
+
+    name: str
+    version: int
+    dictionary: str  # name@version
+    content_hash: str
+    entries: int
+    types: list[str]
+    created_at: str
+    versions: NotRequired[list[dict[str, Any]]]
+    terms: NotRequired[list[dict[str, Any]]]
 
 
 class DiffItem(TypedDict):

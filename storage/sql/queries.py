@@ -79,16 +79,17 @@ def list_jobs(db: Database, *, state: str | None = None, limit: int = 50, cursor
 
 
 def find_entities(db: Database, job_id: str, *, label: str | None = None, text: str | None = None,
-                  doc: str | None = None, cursor: int | None = None,
+                  doc: str | None = None, cursor: int | None = None, min_score: float | None = None,
                   limit: int = 100) -> tuple[list[EntityView], int | None]:
-    """Entities of a job filtered by exact label / entity text / document id, in insertion order.
+    """Entities of a job filtered by exact label / entity text / document id / a least score, in
+    insertion order.
 
     Returns:
-        ``(items, next_cursor)`` where items have ``doc_id, start, end, label, text, score``.
+        ``(items, next_cursor)`` where items have ``doc_id, start, end, label, text, score, source``.
     """
     stmt = (
         select(entity.c.id, document.c.ext_id, entity.c.start, entity.c.end, entity.c.label,
-               entity.c.text, entity.c.score)
+               entity.c.text, entity.c.score, entity.c.source)
         .join(document, document.c.id == entity.c.document_id)
         .where(entity.c.job_id == job_id)
         .order_by(entity.c.id)
@@ -102,12 +103,14 @@ def find_entities(db: Database, job_id: str, *, label: str | None = None, text: 
         stmt = stmt.where(document.c.job_id == job_id, document.c.ext_id == doc)
     if cursor is not None:
         stmt = stmt.where(entity.c.id > cursor)
+    if min_score is not None:
+        stmt = stmt.where(entity.c.score >= min_score)
     with db.read() as conn:
         rows = list(conn.execute(stmt))
     more = len(rows) > limit
     rows = rows[:limit]
     items: list[EntityView] = [{"doc_id": r.ext_id, "start": r.start, "end": r.end, "label": r.label,
-                                "text": r.text, "score": r.score} for r in rows]
+                                "text": r.text, "score": r.score, "source": r.source} for r in rows]
     return items, (int(rows[-1].id) if more and rows else None)
 
 
@@ -128,15 +131,18 @@ def top_entities(db: Database, job_id: str, *, label: str | None = None,
         return out
 
 
-def entities_of(conn: Any, doc_ids: list[int]) -> dict[int, list[SpanView]]:
-    """Entities of the given documents (by row id), each list in span order."""
+def entities_of(conn: Any, doc_ids: list[int], *, min_score: float | None = None) -> dict[int, list[SpanView]]:
+    """Entities of the given documents (by row id), each list in span order; those scored under
+    ``min_score`` left out."""
     found: dict[int, list[SpanView]] = {i: [] for i in doc_ids}
     stmt = (select(entity.c.document_id, entity.c.start, entity.c.end, entity.c.label,
-                   entity.c.text, entity.c.score)
+                   entity.c.text, entity.c.score, entity.c.source)
             .where(entity.c.document_id.in_(doc_ids)).order_by(entity.c.document_id, entity.c.start))
+    if min_score is not None:
+        stmt = stmt.where(entity.c.score >= min_score)
     for r in conn.execute(stmt):
         found[r.document_id].append({"start": r.start, "end": r.end, "label": r.label,
-                                     "text": r.text, "score": r.score})
+                                     "text": r.text, "score": r.score, "source": r.source})
     return found
 
 
@@ -156,12 +162,15 @@ def get_document(db: Database, job_id: str, ext_id: str) -> DocumentView:
                 "line": row["line"], "entities": entities_of(conn, [row["id"]])[row["id"]]}
 
 
-def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[ExportRecord]:
-    """Stream one record per document (corpus order): doc_id, state, length, entities[, reason],
-    and the job's model, its content hash and the character fold (provenance)."""
+def iter_export(db: Database, job_id: str, *, page: int = 500,
+                min_score: float | None = None) -> Iterator[ExportRecord]:
+    """Stream one record per document (corpus order): doc_id, state, length, entities (those
+    scored at least ``min_score``)[, reason], and the job's model, its content hash, the character
+    fold and the dictionary (provenance)."""
     with db.read() as conn:
-        model, model_hash, fold = conn.execute(
-            select(job.c.model, job.c.model_hash, job.c.fold).where(job.c.id == job_id)).one()
+        model, model_hash, fold, dictionary, dictionary_hash = conn.execute(
+            select(job.c.model, job.c.model_hash, job.c.fold, job.c.dictionary, job.c.dictionary_hash)
+            .where(job.c.id == job_id)).one()
     last = 0
     while True:
         with db.read() as conn:
@@ -172,10 +181,11 @@ def iter_export(db: Database, job_id: str, *, page: int = 500) -> Iterator[Expor
                 .order_by(document.c.id).limit(page)))
             if not docs:
                 return
-            ents = entities_of(conn, [d.id for d in docs])
+            ents = entities_of(conn, [d.id for d in docs], min_score=min_score)
         for d in docs:
             rec: ExportRecord = {"doc_id": d.ext_id, "state": d.status, "length": d.n_chars, "entities": ents[d.id],
-                                 "model": model, "model_hash": model_hash, "fold": fold}
+                                 "model": model, "model_hash": model_hash, "fold": fold,
+                                 "dictionary": dictionary, "dictionary_hash": dictionary_hash}
             if d.reason:
                 rec["reason"] = d.reason
             yield rec

@@ -33,6 +33,7 @@ from storage.core.domain import (
 from storage.core.domain import DocumentStatus as D
 from storage.core.domain import JobStatus as J
 from storage.core.errors import InvalidTransition, NotFound
+from storage.core.lexicon import DictionaryRef
 from storage.sql.schema import document, entity, job, notification
 
 _OPEN = tuple(sorted(JOB_OPEN))
@@ -68,7 +69,7 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], 
 def create_job(db: Database, *, name: str | None = None, client_token: str | None = None,
                owner: str | None = None, model: str | None = None, model_hash: str | None = None,
                priority: int = 1, notify_url: str | None = None, rerun_of: str | None = None,
-               fold: str | None = None) -> tuple[str, bool]:
+               fold: str | None = None, dictionary: DictionaryRef | None = None) -> tuple[str, bool]:
     """Create a job, or find the one already created with ``client_token``.
 
     Args:
@@ -79,6 +80,7 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
         notify_url: its completion webhook.
         rerun_of: the job whose stored documents it re-tags.
         fold: the character fold applied before its model (``storage.core.fold.fold_id``; None: none).
+        dictionary: the user dictionary applied after it (None: none).
 
     Returns:
         ``(job_id, created)``.
@@ -101,6 +103,9 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
                 total=0, done=0, failed=0, cancelled=0, chars_total=0, chars_done=0,
                 submitted_at=now, ingest_at=now, model=model, model_hash=model_hash, priority=priority,
                 vtime=0.0, notify_url=notify_url or None, rerun_of=rerun_of, fold=fold,
+                dictionary_id=dictionary.id if dictionary else None,
+                dictionary=dictionary.label if dictionary else None,
+                dictionary_hash=dictionary.content_hash if dictionary else None,
             )
         )
         return job_id, True
@@ -336,7 +341,8 @@ def event_body(row: Any, event_id: str) -> dict[str, Any]:
         "event": "job.finished", "event_id": event_id, "job_id": row["id"], "name": row["name"],
         "state": row["status"], "total": row["total"], "done": row["done"], "failed": row["failed"],
         "cancelled": row["cancelled"], "chars_done": row["chars_done"],
-        "model": row["model"], "model_hash": row["model_hash"], "fold": row["fold"], "rerun_of": row["rerun_of"],
+        "model": row["model"], "model_hash": row["model_hash"], "fold": row["fold"],
+        "dictionary": row["dictionary"], "dictionary_hash": row["dictionary_hash"], "rerun_of": row["rerun_of"],
         "submitted_at": row["submitted_at"], "finished_at": row["finished_at"],
     }
 
@@ -454,11 +460,23 @@ def requeue_stale(db: Database, *, stale_queued_after: float, now: float | None 
         return int(conn.execute(stmt).rowcount or 0)
 
 
-def job_model(db: Database, job_id: str) -> tuple[str | None, str | None, str | None]:
-    """``(model, model_hash, fold)`` recorded on a job (``(None, None, None)`` for no such job)."""
+@dataclass(frozen=True)
+class JobRecipe:
+    """How a job's documents are tagged, as the job recorded it (all None: no such job)."""
+
+    model: str | None = None
+    model_hash: str | None = None
+    fold: str | None = None
+    dictionary_id: int | None = None
+    dictionary_hash: str | None = None
+
+
+def job_model(db: Database, job_id: str) -> JobRecipe:
+    """The model, fold and dictionary recorded on a job."""
     with db.read() as conn:
-        row = conn.execute(select(job.c.model, job.c.model_hash, job.c.fold).where(job.c.id == job_id)).first()
-        return (row[0], row[1], row[2]) if row else (None, None, None)
+        row = conn.execute(select(job.c.model, job.c.model_hash, job.c.fold, job.c.dictionary_id,
+                                  job.c.dictionary_hash).where(job.c.id == job_id)).first()
+        return JobRecipe(*row) if row else JobRecipe()
 
 
 def open_jobs(db: Database) -> list[str]:
@@ -638,7 +656,7 @@ def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequ
             conn.execute(delete(entity).where(entity.c.document_id == out.document_id))
             insert_ignore(conn, entity, [
                 {"job_id": job_id, "document_id": out.document_id, "start": e.start, "end": e.end,
-                 "label": e.label, "text": e.text, "score": float(e.score)}
+                 "label": e.label, "text": e.text, "score": float(e.score), "source": e.source}
                 for e in out.entities
             ], ["document_id", "start", "end", "label"])
         _bump(conn, job_id, done=done, failed=failed, cancelled=cancelled, chars_done=chars)
@@ -695,3 +713,4 @@ def retry_failed(db: Database, job_id: str) -> int:
                                                     notification.c.state == "pending")
                          .values(state="given_up", last_error="superseded: the job was retried"))
         return n
+

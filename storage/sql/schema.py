@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.x tables: job, document, entity, api_key, notification. Changes go with an Alembic revision
+"""SQLAlchemy 2.x tables: job, document, entity, dictionary, api_key, notification. Changes go with an Alembic revision
 (``storage/sql/migrations/versions``).
 
 Timestamps are epoch seconds (float): portable across SQLite and PostgreSQL and trivially
@@ -66,6 +66,11 @@ job = Table(
     # The character fold applied before the model (revision 0005; storage/core/fold.py): its name
     # and table hash, e.g. "t2s-8288eef5e563"; None: none (turned off, or a job from before).
     Column("fold", String(40)),
+    # The user dictionary applied after the model (revision 0006; storage/core/lexicon.py): its row,
+    # its name and version ("places@2") and its content hash; None: no dictionary.
+    Column("dictionary_id", Integer),
+    Column("dictionary", String(120)),
+    Column("dictionary_hash", String(64)),
     Index(None, "status", "seq"),
     Index(None, "owner", "seq"),
 )
@@ -105,12 +110,31 @@ entity = Table(
     Column("label", String(20), nullable=False),
     Column("text", Text, nullable=False),
     Column("score", Float, nullable=False),
+    # model | dict | both (storage.core.domain.SOURCES; revision 0006): who found it.
+    Column("source", String(10), nullable=False, default="model", server_default="model"),
     UniqueConstraint("document_id", "start", "end", "label"),
     # id last: entity pages are keyset-ordered by id, so a filtered page is one index range
     # on PostgreSQL too (SQLite appends the rowid implicitly). (job_id, label, text) prefix
     # also serves top_entities' GROUP BY.
     Index(None, "job_id", "label", "text", "id"),
     Index(None, "job_id", "text", "id"),
+)
+
+# A user dictionary, one row per version (storage/core/lexicon.py). ``content`` is canonical, so
+# ``content_hash`` names the entries, not the file they came in.
+dictionary = Table(
+    "dictionary",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(100), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("entries", Integer, nullable=False),
+    Column("types", String(200), nullable=False),  # the entity types it names, comma-separated
+    Column("owner", String(100)),  # the API key name that created it (None: the CLI or an open API)
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("name", "version"),
 )
 
 api_key = Table(

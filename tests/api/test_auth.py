@@ -5,6 +5,7 @@ response carries the security headers."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from producer.api.app import create_app
+from producer.dictionaries import create_dictionary
 from producer.service import submit_corpus
 from storage.sql import keys as api_keys
 from storage.sql import repo
@@ -42,6 +44,10 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/jobs/{job_id}/rerun"): ("submit", True),
     ("GET", "/jobs/{job_id}/diff/{other_id}"): ("read", True),
     ("GET", "/models"): ("read", False),
+    # Dictionaries are owned like jobs: another key's is 404
+    ("GET", "/dicts"): ("submit", False),
+    ("POST", "/dicts"): ("submit", False),
+    ("GET", "/dicts/{name}"): ("submit", True),
 }
 BAD_TEXT = "\ud800"  # a lone surrogate: the document fails at ingest, so the job is final at once
 
@@ -63,6 +69,13 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
           headers: dict[str, str]):  # type: ignore[no-untyped-def]
     """Call one route for a fresh job owned by ``owner`` (retry gets a failed job, cancel an open one)."""
     text = BAD_TEXT if path.endswith("/retry") else "张伟在北京。"
+    if path.startswith("/dicts"):
+        name = f"d{uuid.uuid4().hex[:8]}"
+        if method == "POST":
+            return client.post("/dicts", params={"name": name}, content="北京\tLOC\n".encode(),
+                               headers={**headers, "Content-Type": "text/tab-separated-values"})
+        create_dictionary(settings, name, "上海\tLOC\n", owner=owner)
+        return client.get(path.replace("{name}", name), headers=headers)
     if path.endswith("/cancel"):
         # A job still being stored (not sealed) stays open however fast the background worker tags
         # its document: a submitted one could be finished before the cancel arrives (409).

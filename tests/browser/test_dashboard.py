@@ -121,6 +121,15 @@ def test_upload_watch_and_inspect_a_document(served: tuple[str, Settings], tmp_p
         page.wait_for_timeout(600)
         labels = page.get_by_test_id("entity-row").locator(".chip").all_inner_texts()
         assert labels and set(labels) == {"LOC"}
+        # And by a least score (the fake model scores a name 0.5 + its length / 20: LOC names 0.6)
+        page.get_by_test_id("min-score").fill("0.65")
+        expect(page.get_by_test_id("min-score-out")).to_have_text("0.65")
+        expect(page.get_by_text("No entities match these filters")).to_be_visible()
+        page.locator("#ent-type button[data-type=ORG]").click()
+        page.wait_for_timeout(600)
+        scores = page.get_by_test_id("entity-row").locator("td:nth-child(5)").all_inner_texts()
+        assert scores and all(float(s.rstrip("%")) >= 65 for s in scores), scores
+        assert set(page.get_by_test_id("entity-source").all_inner_texts()) == {"model"}
 
         # And a document is opened
         doc = docs[0]

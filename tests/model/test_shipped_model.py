@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from storage.core.settings import DEFAULT_MODEL
 from worker.tagger.loading import load_tagger
@@ -74,3 +77,44 @@ def test_traditional_text_folded_gets_the_simplified_entities_in_its_own_charact
         want = annotate_text(text, tagger, settings)
         assert [(e.start, e.end, e.label) for e in got] == [(e.start, e.end, e.label) for e in want]
         assert [e.text for e in got] == [traditional[e.start:e.end] for e in want]
+
+
+FILLER = "记者从现场了解到今天的会议在这里举行大家都很满意并且认为很有意义"
+
+
+@pytest.fixture(scope="module")
+def small_windows():
+    # Windows of 16 characters with 4 shared: every few characters is a window edge
+    return load_tagger(DEFAULT_MODEL, max_length=18, overlap=4)
+
+
+@hsettings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["瑞丰数码科技", "小明哥", "北京", "张伟"]), min_size=1, max_size=4),
+       st.lists(st.integers(0, len(FILLER)), min_size=4, max_size=4))
+def test_forced_terms_are_one_entity_with_exact_offsets_across_window_edges(small_windows, terms: list[str],
+                                                                          cuts: list[int]) -> None:
+    from storage.core.lexicon import Term
+    from storage.core.settings import Settings
+    from worker.pipeline import annotate_text
+    from worker.tagger.lexicon import Lexicon
+
+    # Given random text holding forced terms at random places (often across a window edge)
+    text = "".join(FILLER[:c] + t for c, t in zip(cuts, terms)) + FILLER[: cuts[-1] // 2]
+    lexicon = Lexicon.build([Term("瑞丰数码科技", "ORG"), Term("小明哥", "PER"), Term("北京", "LOC"),
+                             Term("记者", "PER", "block")])
+    settings = Settings()
+    plain = annotate_text(text, small_windows, settings)
+    got = annotate_text(text, small_windows, settings, lexicon=lexicon)
+    # Then each occurrence of a forced term is exactly one entity of its type, at its offsets
+    for term, label in [("瑞丰数码科技", "ORG"), ("小明哥", "PER"), ("北京", "LOC")]:
+        at = [i for i in range(len(text)) if text.startswith(term, i)]
+        assert sorted((e.start, e.end) for e in got if e.text == term and e.label == label) == [
+            (i, i + len(term)) for i in at]
+        assert not any(e.start < i + len(term) and i < e.end and (e.start, e.end) != (i, i + len(term))
+                       for i in at for e in got)
+    # blocked texts never come out, every offset reproduces its text, and the model's entities away
+    # from the terms are those of the run without the dictionary
+    assert all(text[e.start:e.end] == e.text for e in got) and not any(e.text == "记者" for e in got)
+    assert [e for e in got if e.source == "model"] == [
+        e for e in plain if e.text != "记者" and not any(
+            f.source != "model" and f.start < e.end and e.start < f.end for f in got)]

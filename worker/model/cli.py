@@ -160,11 +160,50 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
         click.echo(f"{name}: {res['sentences']} sentences, {res['chars']} chars, "
                    f"{res['seconds']} s ({res['chars_per_second']:.0f} chars/s)")
         click.echo(f"  P {res['precision']:.4f}  R {res['recall']:.4f}  F1 {res['f1']:.4f}")
+        cal = res["calibration"]
+        if cal.get("ece") is not None:
+            click.echo(f"  scores: ECE {cal['ece']:.4f}; >=0.5 precision {cal['at_0.5']['precision']} coverage "
+                       f"{cal['at_0.5']['coverage']}; >=0.9 precision {cal['at_0.9']['precision']} coverage "
+                       f"{cal['at_0.9']['coverage']}")
         for typ, row in res["per_type"].items():
             click.echo(f"    {typ:4} P {row['precision']:.4f}  R {row['recall']:.4f}  F1 {row['f1']:.4f}  "
                        f"n={row['support']}")
     if len(data_files) > 1:
         click.echo(f"macro F1 {result['macro_f1']:.4f}")
+
+
+@model.command("calibrate")
+@click.argument("artifact", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--data", "data_files", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
+              required=True, help="Dev BIO file (repeatable; each weighs the same): the predicted entities the "
+                                  "score map is fitted on.")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--dry-run", is_flag=True, help="Fit and report; leave the artifact as it is.")
+def calibrate_cmd(artifact: Path, data_files: tuple[Path, ...], as_json: bool, dry_run: bool) -> None:
+    """Fit the map from ARTIFACT's span marginals to calibrated entity scores on dev files and write
+    it to its crf.json (the artifact's content hash changes: jobs record the calibrated model)."""
+    from worker.model.calibrate import calibration, collect, fit_platt, raw_scores, scores_at, write_calibration
+    from worker.tagger.loading import load_tagger
+
+    tagger = load_tagger(artifact)
+    windows = collect(tagger, data_files)
+    scores, right, files = raw_scores(tagger, windows)
+    if not scores:
+        raise click.ClickException("the model predicts no entity on these files: nothing to fit on")
+    platt = fit_platt(scores, right, files)
+    result = {"a": platt[0], "b": platt[1], "files": [str(p) for p in data_files],
+              "before": calibration(scores, right), "after": calibration(*scores_at(tagger, windows, platt))}
+    if not dry_run:
+        write_calibration(artifact, platt, fitted_on=[f"{p.parent.name}/{p.name}" for p in data_files])
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    for when in ("before", "after"):
+        r = result[when]
+        click.echo(f"{when:6} ECE {r['ece']:.4f}  >=0.9: precision {r['at_0.9']['precision']}  "
+                   f"coverage {r['at_0.9']['coverage']}  ({r['entities']} entities)")
+    click.echo(f"score = sigmoid({platt[0]:.4f} * logit(span marginal) + {platt[1]:.4f})"
+               + (" (not written: --dry-run)" if dry_run else f", written to {artifact}/crf.json"))
 
 
 @model.command("train")

@@ -8,11 +8,13 @@ from itertools import islice
 from pathlib import Path
 
 from worker.model.bio import read_bio
+from worker.model.calibrate import calibration
 from worker.model.scoring import bio_spans, score
 from worker.tagger.tagger import Tagger
 
 
-def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None) -> dict:
+def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None,
+             _scored: tuple[list[float], list[bool]] | None = None) -> dict:
     """Exact-match entity scores of ``tagger`` on a BIO/BIOES file.
 
     Args:
@@ -21,8 +23,10 @@ def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None) -> d
         limit: only the first ``limit`` sentences.
 
     Returns:
-        ``{precision, recall, f1, per_type: {T: {precision, recall, f1, support}},
-        sentences, chars, seconds, chars_per_second}``; ``seconds`` is tagging time only.
+        ``{precision, recall, f1, per_type: {T: {precision, recall, f1, support}}, calibration,
+        sentences, chars, seconds, chars_per_second}``; ``seconds`` is tagging time only;
+        ``calibration`` is :func:`worker.model.calibrate.calibration` of the predicted entities'
+        scores (ECE over 10 bins, precision and coverage at 0.5 and 0.9).
     """
     sents = list(islice(read_bio(data), limit))
     texts = [s.text for s in sents]
@@ -32,6 +36,11 @@ def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None) -> d
     gold = [bio_spans(s.tags) for s in sents]
     pred = [{(e.start, e.end, e.label) for e in ents} for ents in found]
     result = score(gold, pred)
+    scored = [(e.score, (e.start, e.end, e.label) in g) for ents, g in zip(found, gold) for e in ents]
+    result["calibration"] = calibration([s for s, _ in scored], [r for _, r in scored])
+    if _scored is not None:  # evaluate_files pools every file's entities
+        _scored[0].extend(s for s, _ in scored)
+        _scored[1].extend(r for _, r in scored)
     chars = sum(len(t) for t in texts)
     result.update(
         sentences=len(sents),
@@ -46,17 +55,21 @@ def evaluate_files(tagger: Tagger, files: Sequence[str | Path], *, limit: int | 
     """:func:`evaluate` on every file, plus the macro averages of precision, recall and F1.
 
     Returns:
-        ``{"files": {path: result}, "macro_precision", "macro_recall", "macro_f1"}``.
+        ``{"files": {path: result}, "macro_precision", "macro_recall", "macro_f1", "calibration"}``
+        (calibration of every file's entities pooled).
 
     Raises:
         ValueError: a file has a malformed line (named with file and line), or no entities.
     """
     results = {}
+    everything: tuple[list[float], list[bool]] = ([], [])
     for path in files:
-        res = evaluate(tagger, path, limit=limit)
+        res = evaluate(tagger, path, limit=limit, _scored=everything)
         if not sum(row["support"] for row in res["per_type"].values()):
             raise ValueError(f"{path}: no gold entities to score against")
         results[str(path)] = res
+    pooled = calibration(*everything)
     n = len(results)
     return {"files": results, **{f"macro_{k}": sum(r[k] for r in results.values()) / n
-                                 for k in ("precision", "recall", "f1")}}
+                                 for k in ("precision", "recall", "f1")},
+            "calibration": pooled}

@@ -100,12 +100,26 @@ class OnnxModel:
             self.crf = tuple(np.asarray(crf[k], dtype=np.float32) for k in ("start", "end", "transitions"))
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelLoadError(f"{path}/crf.json: expected start, end and transitions ({exc})") from exc
+        # Entity scores: span marginals through this map (worker/model/calibrate.py fits it).
+        self.score_platt = _platt(crf.get("score_calibration"), path)
         if [a.shape for a in self.crf] != [(n,), (n,), (n, n)]:
             raise ModelLoadError(f"{path}/crf.json: shapes {[a.shape for a in self.crf]} do not fit {n} labels")
 
     def token_emissions(self, ids: np.ndarray) -> np.ndarray:
         """(T,) int64 token ids of one window -> (T, labels) float32 emissions of every token."""
         return self._session.run(None, {"input_ids": ids[None]})[0][0]  # type: ignore[no-any-return]
+
+
+def _platt(value: Any, path: Path) -> tuple[float, float] | None:
+    if value is None:
+        return None
+    try:
+        a, b = float(value["a"]), float(value["b"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelLoadError(f"{path}/crf.json: score_calibration needs numbers a and b ({exc})") from exc
+    if not (a > 0 and np.isfinite(a) and np.isfinite(b)):
+        raise ModelLoadError(f"{path}/crf.json: score_calibration a must be positive and b finite")
+    return a, b
 
 
 def _session(graph: Path, threads: int, disabled: list[str]) -> Any:

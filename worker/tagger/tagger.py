@@ -8,8 +8,8 @@ the model only, so a document's entities do not depend on what it is submitted w
 size, the worker or the attempt; padded batches were a little faster, not enough to give that
 up (see the model card). Windows are balanced (a long text is cut into equal windows, see
 :func:`~worker.tagger.windows.make_windows`), char-mode ids come from one ``str.translate`` per
-text, and everything after the encoder (softmax, Viterbi, picking non-``O`` tags) runs as
-NumPy array ops.
+text, and everything after the encoder (Viterbi, picking non-``O`` tags, the forward-backward
+behind each entity's score: ``marginals.py``) runs as NumPy array ops.
 
 This module imports no torch: the encoder run is an :class:`Engine` (onnxruntime in
 workers; ``worker.model.torch_engine`` wraps a torch model in one for conversion and tests).
@@ -31,6 +31,7 @@ from worker.tagger.charvocab import CharVocab
 from worker.tagger.encoding import Encoder
 from worker.tagger.errors import DeadlineExceeded, Stopped
 from worker.tagger.heap import trim
+from worker.tagger.marginals import Boundaries, calibrated, entity_probabilities, lattice
 from worker.tagger.spans import tags_to_spans
 from worker.tagger.viterbi import viterbi_numpy
 from worker.tagger.windows import Window, make_windows, word_cost
@@ -93,6 +94,9 @@ class Tagger:
         self.overlap = overlap
         self._o_id = self.labels.index("O") if "O" in self.labels else -1
         self._crf = self.engine.crf
+        # The map from span marginal to calibrated score (the artifact's crf.json; None: the raw marginal).
+        self.platt: tuple[float, float] | None = getattr(self.engine, "score_platt", None)
+        self._bounds = Boundaries.of(self.labels)
         self._chars = self.engine.char_vocab
         self._words = self.engine.word_encoder if self._chars is None else None
         if self._chars is None and self._words is None:
@@ -182,18 +186,21 @@ class Tagger:
         # One row per word: its first sub-token (char mode without multi-piece chars: tokens 1..T-2).
         em = token_em[item.word_index] if item.word_index is not None else token_em[1:-1]
         path = viterbi_numpy(*self._crf, em[None], np.array([len(em)]))[0]
-        # Probability of each chosen tag: softmax over labels, read at the path.
-        top = em.max(-1, keepdims=True)
-        log_z = np.log(np.exp(em - top).sum(-1)) + top[..., 0]
-        chosen = np.take_along_axis(em, path[:, None], axis=-1)[..., 0]
-        probs = np.exp(chosen - log_z)
         # O tags never open, extend or close a span (spans.py), so chunking visits only the others.
         pos = np.flatnonzero(path != self._o_id)
         if not len(pos):
             return []
-        labels = [self.labels[t] for t in path[pos].tolist()]
         at = pos.tolist()
-        spans_in = [(i, i + 1) for i in at] if item.word_spans is None else [item.word_spans[i] for i in at]
-        spans = tags_to_spans(labels, spans_in, probs[pos].tolist())
+        spans = tags_to_spans([self.labels[t] for t in path[pos].tolist()], [(i, i + 1) for i in at])
+        # Each entity's score: the CRF's probability of its span (marginals.py), calibrated.
+        probs = entity_probabilities(lattice(*self._crf, em), path, [(s.start, s.end) for s in spans], self._bounds)
+        if self.platt is not None:
+            probs = calibrated(probs, self.platt)
         off = item.window.start
-        return [Found(s.start + off, s.end + off, s.label, s.score) for s in spans]
+        out = []
+        for s, p in zip(spans, probs):
+            if item.word_spans is None:
+                out.append(Found(s.start + off, s.end + off, s.label, p))
+            else:
+                out.append(Found(item.word_spans[s.start][0] + off, item.word_spans[s.end - 1][1] + off, s.label, p))
+        return out

@@ -24,7 +24,7 @@ function clientSamples(j) {
 
 export async function viewJob(id) {
   const token = routeToken;
-  const ent = { type: "", text: "", doc: "", cursor: null, rows: [] };
+  const ent = { type: "", text: "", doc: "", minScore: 0, cursor: null, rows: [] };
   app.innerHTML = `<div class="empty">Loading job…</div>`;
   const pickable = refreshModels();  // the re-run picker's models (and the label cache)
   let job;
@@ -77,6 +77,10 @@ export async function viewJob(id) {
           </div>
           <input type="search" name="text" placeholder="entity text, e.g. 北京" data-testid="ent-text">
           <input type="search" name="doc" placeholder="document id" style="max-width:150px">
+          <label class="small muted" title="only entities whose score (the probability the entity is right) is at least this">
+            score ≥ <output name="minScoreOut" data-testid="min-score-out">0.00</output>
+            <input type="range" name="minScore" min="0" max="1" step="0.05" value="0" data-testid="min-score" style="width:90px;vertical-align:middle">
+          </label>
         </form>
       </div>
       <div style="margin-top:14px" id="ents"></div>
@@ -118,7 +122,7 @@ export async function viewJob(id) {
 
   const entForm = document.getElementById("ent-filter");
   let debounce;
-  entForm.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { ent.text = entForm.elements.text.value.trim(); ent.doc = entForm.elements.doc.value.trim(); loadEntities(true); }, 250); });
+  entForm.addEventListener("input", () => { clearTimeout(debounce); debounce = setTimeout(() => { ent.text = entForm.elements.text.value.trim(); ent.doc = entForm.elements.doc.value.trim(); ent.minScore = Number(entForm.elements.minScore.value) || 0; entForm.elements.minScoreOut.value = ent.minScore.toFixed(2); loadEntities(true); }, 250); });
   entForm.addEventListener("submit", (e) => e.preventDefault());
   document.getElementById("ent-type").addEventListener("click", (ev) => {
     const b = ev.target.closest("button"); if (!b) return;
@@ -137,6 +141,7 @@ export async function viewJob(id) {
     if (ent.type) q.set("type", ent.type);
     if (ent.text) q.set("text", ent.text);
     if (ent.doc) q.set("doc", ent.doc);
+    if (ent.minScore > 0) q.set("min_score", String(ent.minScore));
     if (ent.cursor) q.set("cursor", ent.cursor);
     const page = await api(`/jobs/${id}/entities?${q}`);
     if (token !== routeToken || seq !== entSeq) return;
@@ -144,12 +149,13 @@ export async function viewJob(id) {
     ent.cursor = page.next_cursor || null;
     noteLabels(ent.rows);
     const el = document.getElementById("ents");
-    if (!ent.rows.length) { el.innerHTML = `<div class="empty">No entities ${ent.type || ent.text || ent.doc ? "match these filters" : "yet"}.</div>`; return; }
-    el.innerHTML = `<table><thead><tr><th>Entity</th><th>Type</th><th>Document</th><th class="num">Offsets</th><th class="num">Score</th></tr></thead><tbody>
+    if (!ent.rows.length) { el.innerHTML = `<div class="empty">No entities ${ent.type || ent.text || ent.doc || ent.minScore ? "match these filters" : "yet"}.</div>`; return; }
+    el.innerHTML = `<table><thead><tr><th>Entity</th><th>Type</th><th>Document</th><th class="num">Offsets</th><th class="num">Score</th><th>Source</th></tr></thead><tbody>
       ${ent.rows.map((e) => `<tr class="clickable" data-doc="${esc(e.doc_id)}" data-testid="entity-row">
         <td class="ent-text">${esc(e.text)}</td><td><span class="chip chip-${labelClass(labelOf(e))}">${esc(labelOf(e))}</span></td>
         <td><a href="#/jobs/${esc(id)}/docs/${encodeURIComponent(e.doc_id)}">${esc(e.doc_id)}</a></td>
-        <td class="num mono">${e.start}–${e.end}</td><td class="num">${e.score != null ? (e.score * 100).toFixed(1) + "%" : "—"}</td></tr>`).join("")}
+        <td class="num mono">${e.start}–${e.end}</td><td class="num">${e.score != null ? (e.score * 100).toFixed(1) + "%" : "—"}</td>
+        <td class="small muted" data-testid="entity-source" title="model: the model found it; dict: the job's dictionary forced it; both: they agree">${esc(e.source || "model")}</td></tr>`).join("")}
       </tbody></table>${ent.cursor ? `<div class="table-foot"><button class="btn btn-sm" id="ents-more">Load more</button></div>` : ""}`;
     el.querySelectorAll("tr[data-doc]").forEach((tr) => tr.addEventListener("click", (ev) => { if (!ev.target.closest("a")) location.hash = `#/jobs/${id}/docs/${encodeURIComponent(tr.dataset.doc)}`; }));
     const more = document.getElementById("ents-more");
@@ -180,7 +186,7 @@ export async function viewJob(id) {
     const pts = await api(`/jobs/${id}/throughput`).then((r) => r.points).catch(() => null);
     document.getElementById("job-chart").innerHTML = chartSvg(pts && pts.length >= 2 ? pts : clientSamples(j));
     const doneNow = (j.done || 0) + (j.failed || 0);
-    if (doneNow !== lastDone) { lastDone = doneNow; loadTop().catch(() => {}); if (!ent.cursor && !ent.text && !ent.doc) loadEntities(true).catch(() => {}); }
+    if (doneNow !== lastDone) { lastDone = doneNow; loadTop().catch(() => {}); if (!ent.cursor && !ent.text && !ent.doc && !ent.minScore) loadEntities(true).catch(() => {}); }
     if (TERMINAL.has(j.state)) stopPolling();
   }
 
@@ -195,6 +201,7 @@ export async function viewJob(id) {
       ["Run time", st ? duration(((fin || new Date()) - st) / 1000) : "—"],
       ["Average document", j.total ? `${num(Math.round(j.chars_total / j.total))} characters` : "—"],
       ["Model", j.model ? `${esc(j.model)} <span class="mono muted" title="content sha256">${esc((j.model_hash || "").slice(0, 12))}</span>` : "—"],
+      ["Dictionary", j.dictionary ? `${esc(j.dictionary)} <span class="mono muted" title="content sha256">${esc((j.dictionary_hash || "").slice(0, 12))}</span>` : "none"],
       ["Script fold", j.fold ? `Traditional → Simplified <span class="mono muted" title="fold table">${esc(j.fold)}</span>` : "off"],
       ["Priority", num(j.priority || 1)],
     ];
