@@ -269,3 +269,126 @@ def test_training_inputs_are_checked_before_training(tmp_path: Path) -> None:
         got = CliRunner().invoke(model, args)
         assert got.exit_code != 0 and message in got.output, (args, got.output)
     assert not (tmp_path / "run" / "state.pt").exists()
+
+
+def _tiny_run(tmp_path: Path, name: str) -> TrainConfig:
+    init = tmp_path / "init"
+    if not init.exists():
+        _init_dir(init)
+        _write_bio(tmp_path / "train.txt", 80, seed=1)
+        _write_bio(tmp_path / "dev.txt", 10, seed=2)
+    return TrainConfig(init=str(init), train=[str(tmp_path / "train.txt")], dev=str(tmp_path / "dev.txt"),
+                       out=str(tmp_path / name), epochs=12, lr=2e-3, head_lr=2e-2, warmup=5, batch_tokens=256,
+                       max_words=62, eval_every=7, ckpt_every=3, threads=1, bf16=False)
+
+
+def _weights(run: Path) -> dict[str, torch.Tensor]:
+    return torch.load(run / "state.pt", weights_only=False)["model"]
+
+
+def test_a_run_killed_at_any_moment_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    # Given the same tiny run uninterrupted, and once as a process killed (SIGKILL) mid-run
+    whole = _tiny_run(tmp_path, "whole")
+    done = train(whole)
+    cut = _tiny_run(tmp_path, "cut")
+    cmd = [sys.executable, "-m", "producer.cli.main", "model", "train", "--init", cut.init, "--train", cut.train[0],
+           "--dev", str(cut.dev), "--out", cut.out, "--epochs", str(cut.epochs), "--lr", str(cut.lr),
+           "--head-lr", str(cut.head_lr), "--warmup", str(cut.warmup), "--batch-tokens", str(cut.batch_tokens),
+           "--eval-every", str(cut.eval_every), "--ckpt-every", str(cut.ckpt_every), "--threads", "1"]
+    cmd += ["--no-bf16", "--max-words", str(cut.max_words)]
+    env = dict(os.environ)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=Path(__file__).resolve().parents[2])
+    state = Path(cut.out) / "state.pt"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if state.exists() and torch.load(state, weights_only=False)["step"] >= done["step"] // 3:
+            break
+        time.sleep(0.05)
+    time.sleep(0.137)  # somewhere between two checkpoints
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = torch.load(state, weights_only=False)["step"]
+    assert 0 < killed_at < done["step"]
+
+    # When it is resumed (as often as it takes) to the end
+    again = train(cut, resume=True)
+
+    # Then it ends at the same step with exactly the same weights, best score and best checkpoint
+    assert again["step"] == done["step"] and again["best_dev_f1"] == done["best_dev_f1"]
+    a, b = _weights(Path(whole.out)), _weights(Path(cut.out))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    best_a = torch.load(Path(whole.out) / "best" / "pytorch_model.bin", weights_only=True)
+    best_b = torch.load(Path(cut.out) / "best" / "pytorch_model.bin", weights_only=True)
+    assert all(torch.equal(best_a[k], best_b[k]) for k in best_a)
+
+
+def test_a_packed_run_fits_the_file_limits_and_resumes(tmp_path: Path) -> None:
+    from worker.model.runpack import MIB, pack, unpack
+
+    whole = _tiny_run(tmp_path, "whole")
+    done = train(whole)
+    part = _tiny_run(tmp_path, "part")
+    train(part, max_steps=done["step"] // 2)
+    # Packed in float32 with the optimizer, unpacked elsewhere, resumed: bit for bit
+    files = pack(part.out, tmp_path / "packed", dtype="float32", optimizer=True, max_file_bytes=1 * MIB)
+    assert len(files) <= 8 and all(f.stat().st_size <= 1 * MIB for f in files)
+    moved = _tiny_run(tmp_path, "moved")
+    unpack(tmp_path / "packed", moved.out)
+    assert train(moved, resume=True)["step"] == done["step"]
+    a, b = _weights(Path(whole.out)), _weights(Path(moved.out))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    # Packed small (bfloat16, no optimizer): it resumes from rounded weights with fresh moments
+    small = pack(part.out, tmp_path / "small", max_file_bytes=1 * MIB)
+    assert sum(f.stat().st_size for f in small) < sum(f.stat().st_size for f in files) / 2
+    rough = _tiny_run(tmp_path, "rough")
+    unpack(tmp_path / "small", rough.out)
+    state = torch.load(Path(rough.out) / "state.pt", weights_only=False)
+    assert state["optimizer"] is None and state["step"] == done["step"] // 2
+    assert train(rough, resume=True)["step"] == done["step"]
+    # A state that cannot fit says what would
+    with pytest.raises(ValueError, match="without --optimizer|over the"):
+        pack(part.out, tmp_path / "tight", dtype="float32", optimizer=True, max_files=2, max_file_bytes=64 * 1024)
+
+
+def test_the_accelerated_training_script_runs_tiny_on_the_cpu_and_packs_the_run(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from worker.model.runpack import MIB
+
+    # Given a data folder laid out like ../shared/data (synthetic sentences) and a tiny encoder
+    data = tmp_path / "data"
+    for rel, n in (("msra/train.txt", 2100), ("peoples_daily/train.txt", 60), ("peoples_daily/dev.txt", 20),
+                   ("peoples_daily/test.txt", 20), ("weibo/train.txt", 60), ("weibo/dev.txt", 20),
+                   ("resume/train.txt", 60), ("resume/dev.txt", 20), ("cluener/train.txt", 1100)):
+        (data / rel).parent.mkdir(parents=True, exist_ok=True)
+        _write_bio(data / rel, n, seed=len(rel) + n)
+    init = _init_dir(tmp_path / "init")
+    repo = Path(__file__).resolve().parents[2]
+    out = tmp_path / "out"
+    # When the GPU script runs in its --tiny mode (the CPU, a few steps)
+    done = subprocess.run(["bash", "scripts/train_accelerated.sh", str(out), "--tiny", "--init", str(init),
+                           "--data", str(data)], cwd=repo, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "PYTHON": sys.executable})
+    assert done.returncode == 0, done.stderr[-3000:]
+    # Then it scored the dev splits and packed the run within the returned-files limits
+    dev = json.loads((out / "dev.json").read_text())
+    assert len(dev["files"]) == 4 and 0 <= dev["macro_f1"] <= 1
+    packed = sorted((out / "packed").iterdir())
+    assert 2 <= len(packed) <= 8 and all(f.stat().st_size <= 16 * MIB for f in packed)
+    # And the packed run resumes elsewhere (a second stretch starting from it)
+    again = subprocess.run(["bash", "scripts/train_accelerated.sh", str(tmp_path / "out2"), "--tiny", "--init",
+                            str(init), "--data", str(data), "--resume", str(out / "packed")], cwd=repo,
+                           capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHON": sys.executable})
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert json.loads((tmp_path / "out2" / "train.json").read_text())["step"] >= json.loads(
+        (out / "train.json").read_text())["step"]

@@ -206,6 +206,40 @@ def calibrate_cmd(artifact: Path, data_files: tuple[Path, ...], as_json: bool, d
                + (" (not written: --dry-run)" if dry_run else f", written to {artifact}/crf.json"))
 
 
+@model.command("pack")
+@click.argument("run", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dtype", type=click.Choice(["bfloat16", "float16", "float32"]), default="bfloat16", show_default=True)
+@click.option("--optimizer/--no-optimizer", default=False, show_default=True,
+              help="Keep the optimizer's moments (a float32 pack with them resumes bit for bit).")
+@click.option("--max-files", type=int, default=8, show_default=True)
+@click.option("--max-file-mib", type=int, default=16, show_default=True)
+def pack_cmd(run: Path, out: Path, dtype: str, optimizer: bool, max_files: int, max_file_mib: int) -> None:
+    """Pack a training run's state (RUN/state.pt) into at most --max-files files of --max-file-mib."""
+    _need_torch("shiti model pack")
+    from worker.model.runpack import MIB, pack
+
+    try:
+        files = pack(run, out, dtype=dtype, optimizer=optimizer, max_files=max_files,
+                     max_file_bytes=max_file_mib * MIB)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    for f in files:
+        click.echo(f"{f}  {f.stat().st_size / MIB:.1f} MiB")
+
+
+@model.command("unpack")
+@click.argument("packed", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The run directory to continue with `shiti model train --out OUT --resume`.")
+def unpack_cmd(packed: Path, out: Path) -> None:
+    """Rebuild a run's state.pt from `shiti model pack` files."""
+    _need_torch("shiti model unpack")
+    from worker.model.runpack import unpack
+
+    click.echo(f"wrote {unpack(packed, out)}; continue with: shiti model train ... --out {out} --resume")
+
+
 @model.command("train")
 @click.option("--init", required=True, type=click.Path(exists=True), help="BERT directory to start from.")
 @click.option("--train", "train_files", multiple=True, required=True, metavar="FILE[:WEIGHT]",
@@ -226,7 +260,11 @@ def calibrate_cmd(artifact: Path, data_files: tuple[Path, ...], as_json: bool, d
 @click.option("--threads", type=int, default=2, show_default=True)
 @click.option("--seed", type=int, default=13, show_default=True)
 @click.option("--max-steps", type=int, default=None, help="Stop after N steps in this call.")
+@click.option("--max-seconds", type=float, default=None, help="Stop (state saved) after this long in this call.")
 @click.option("--resume", is_flag=True, help="Continue from OUT/state.pt.")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast (default: where the device supports it).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, or cuda on a GPU machine.")
+@click.option("--max-words", type=int, default=126, show_default=True, help="Longest training piece, in words.")
 @click.option("--teacher", type=click.Path(exists=True, file_okay=False), default=None,
               help="Distil: a trained RaNER dir (e.g. an earlier run's best/) whose emissions the student matches.")
 @click.option("--distill-weight", type=click.FloatRange(min=0.0), default=1.0, show_default=True,
@@ -235,8 +273,10 @@ def calibrate_cmd(artifact: Path, data_files: tuple[Path, ...], as_json: bool, d
               help="Emission matching: squared score difference, or KL of per-character label distributions.")
 def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...], out: str, layers: int | None,
               epochs: float, lr: float, head_lr: float, warmup: int, ckpt_every: int, batch_tokens: int,
-              eval_every: int, threads: int, seed: int, max_steps: int | None, resume: bool,
-              teacher: str | None, distill_weight: float, distill_loss: str) -> None:
+              eval_every: int, threads: int, seed: int, max_steps: int | None, max_seconds: float | None,
+              resume: bool,
+              teacher: str | None, distill_weight: float, distill_loss: str, bf16: bool | None, device: str,
+              max_words: int) -> None:
     """Fine-tune a BERT-CRF on BIO files; the best dev checkpoint lands in OUT/best.
 
     With --teacher it is distillation: initialise the student from the teacher with fewer
@@ -256,6 +296,7 @@ def train_cmd(init: str, train_files: tuple[str, ...], dev_files: tuple[str, ...
                       dev=list(dev_files) or None, layers=layers, epochs=epochs, lr=lr,
                       head_lr=head_lr, warmup=warmup, ckpt_every=ckpt_every, batch_tokens=batch_tokens,
                       eval_every=eval_every, threads=threads, seed=seed, teacher=teacher,
-                      distill_weight=distill_weight, distill_loss=distill_loss)
-    summary = train(cfg, resume=resume, max_steps=max_steps)
+                      distill_weight=distill_weight, distill_loss=distill_loss, bf16=bf16, device=device,
+                      max_words=max_words)
+    summary = train(cfg, resume=resume, max_steps=max_steps, max_seconds=max_seconds)
     click.echo(json.dumps(summary))

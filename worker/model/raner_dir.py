@@ -47,7 +47,7 @@ def write_raner_dir(
     for key, value in model.state_dict().items():
         if head_prefix and not key.startswith("encoder."):
             key = "head." + key
-        state[key] = value.detach().clone()
+        state[key] = value.detach().cpu().clone()  # loadable on any machine (a GPU run saves CPU tensors)
     tmp = out / "pytorch_model.bin.tmp"
     torch.save(state, tmp)
     tmp.replace(out / "pytorch_model.bin")

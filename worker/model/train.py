@@ -3,7 +3,10 @@
 Saves the best dev checkpoint as a RaNER directory (``OUT/best``) that the
 loader, ``shiti model quantize`` and ``shiti model evaluate`` read directly, and a
 training state (``OUT/state.pt``: weights, optimizer, schedule, RNG, position)
-every ``ckpt_every`` steps so a run can be continued with ``resume=True``.
+every ``ckpt_every`` steps so a run can be continued with ``resume=True``. The state is
+written to a temporary file and renamed, so a run killed at any moment resumes from its last
+checkpoint and, on the same machine and thread count, ends bit for bit where an uninterrupted
+run ends (``tests/model/test_train.py``). ``worker.model.runpack`` packs it into small files.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors.torch import load_file
@@ -62,6 +66,9 @@ class TrainConfig:
     teacher: str | None = None
     distill_weight: float = 1.0
     distill_loss: str = "mse"
+    # Where it trains: "cpu", or "cuda" for a lent GPU machine (scripts/train_accelerated.sh). Run
+    # state is always saved on the CPU, so a run started on a GPU resumes on a CPU and back.
+    device: str = "cpu"
 
 
 Example = tuple[list[int], list[int], list[int]]  # input_ids, word_index, tag ids
@@ -191,7 +198,8 @@ def init_model(init: str, num_labels: int, layers: int | None) -> BertCrf:
 @torch.inference_mode()
 def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tokens: int, *,
            collate_fn: Callable[[list[Example]], dict[str, torch.Tensor]] = collate,
-           emissions: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None) -> float:
+           emissions: Callable[[dict[str, torch.Tensor]], torch.Tensor] | None = None,
+           device: str = "cpu") -> float:
     """Exact-match F1 of the model on encoded dev examples (pieces of ``max_words``).
 
     ``collate_fn`` and ``emissions`` let a variant with extra inputs (the input-feature levers the
@@ -202,7 +210,7 @@ def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tok
     order = sorted(range(len(examples)), key=lambda j: len(examples[j][0]))
     for start in range(0, len(order), 64):
         part = [examples[j] for j in order[start : start + 64]]
-        batch = collate_fn(part)
+        batch = _on(collate_fn(part), device)
         em = (emissions(batch) if emissions is not None
               else model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"]))
         paths = model.crf.decode(em, mask=batch["word_mask"])
@@ -215,24 +223,34 @@ def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tok
     return score(gold, pred)["f1"]
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = None) -> dict:
+def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = None,
+          max_seconds: float | None = None) -> dict:
     """Run (or continue) training; returns a summary with the best dev F1.
 
     Args:
-        cfg: the run's settings (ignored in favour of the saved ones when resuming).
+        cfg: the run's settings; when resuming, the saved ones but for file locations, threads and device.
         resume: continue from ``OUT/state.pt``.
         max_steps: stop after this many optimizer steps in this call (for tests, time slicing).
+        max_seconds: stop (state saved) once this call has run this long: a lent machine's time.
     """
+    started = time.monotonic()
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state_path = out / "state.pt"
-    saved = torch.load(state_path, weights_only=False) if resume and state_path.exists() else None
+    saved = torch.load(state_path, weights_only=False, map_location="cpu") if resume and state_path.exists() else None
     if saved:
-        cfg = TrainConfig(**saved["config"])
+        # The same run; where its files are and what it runs on are this machine's (a run packed on
+        # a GPU machine resumes here with the data at other paths).
+        here = {k: getattr(cfg, k) for k in ("init", "train", "dev", "out", "teacher", "threads", "device")}
+        cfg = TrainConfig(**{**saved["config"], **here})
     torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    bf16 = cfg.bf16 if cfg.bf16 is not None else torch.backends.mkldnn.is_available() and _cpu_has_bf16()
+    device = cfg.device
+    autocast = "cuda" if device.startswith("cuda") else "cpu"
+    bf16 = cfg.bf16 if cfg.bf16 is not None else (
+        torch.cuda.is_available() and torch.cuda.is_bf16_supported() if autocast == "cuda"
+        else torch.backends.mkldnn.is_available() and _cpu_has_bf16())
     labels = cfg.labels
     label2id = {lab: i for i, lab in enumerate(labels)}
     tokenizer, _ = read_tokenizer(Path(cfg.init))
@@ -265,7 +283,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         rng_ep = random.Random(cfg.seed + ep)
         return make_batches(train_ex, cfg.batch_tokens, rng_ep, epoch_order(sizes, weights, rng_ep))
 
-    teacher = _load_teacher(cfg.teacher, labels, Path(cfg.init)) if cfg.teacher else None
+    teacher = _load_teacher(cfg.teacher, labels, Path(cfg.init)).to(device) if cfg.teacher else None
     model = init_model(cfg.init, len(labels), cfg.layers)
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
@@ -281,7 +299,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     step, best, epoch, pos, chars_done, seconds = 0, -1.0, 0, 0, 0, 0.0
     if saved:
         model.load_state_dict(saved["model"])
-        opt.load_state_dict(saved["optimizer"])
+    model.to(device)  # before the optimizer state is loaded: its moments follow the parameters' device
+    if saved:
+        if saved.get("optimizer") is not None:  # a run unpacked without its moments starts fresh ones
+            opt.load_state_dict(saved["optimizer"])
         sched.load_state_dict(saved["scheduler"])
         step, best, epoch, pos = saved["step"], saved["best"], saved["epoch"], saved["pos"]
         chars_done, seconds = saved.get("chars", 0), saved.get("seconds", 0.0)
@@ -298,24 +319,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     def save_state() -> None:
         tmp = out / "state.pt.tmp"
         torch.save(
-            {"config": asdict(cfg), "model": model.state_dict(), "optimizer": opt.state_dict(),
+            {"config": asdict(cfg), "model": _cpu(model.state_dict()), "optimizer": _cpu(opt.state_dict()),
              "scheduler": sched.state_dict(), "step": step, "best": best, "epoch": epoch, "pos": pos,
              "chars": chars_done, "seconds": seconds, "rng": rng.getstate(), "torch_rng": torch.get_rng_state()},
             tmp,
         )
         tmp.replace(state_path)
 
-    while step < total and (max_steps is None or done_here < max_steps):
+    while step < total and (max_steps is None or done_here < max_steps) and (
+            max_seconds is None or time.monotonic() - started < max_seconds):
         if pos >= len(batches):
             epoch, pos = epoch + 1, 0
             batches = epoch_batches(epoch)
-        batch = collate([train_ex[j] for j in batches[pos]])
+        batch = _on(collate([train_ex[j] for j in batches[pos]]), device)
         pos += 1
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(autocast, dtype=torch.bfloat16, enabled=bf16):
             em = model.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"])
         loss = model.loss(em, batch["tags"], batch["word_mask"])
         if teacher is not None:
-            loss = loss + cfg.distill_weight * distill_loss(teacher, em, batch, kind=cfg.distill_loss, bf16=bf16)
+            loss = loss + cfg.distill_weight * distill_loss(teacher, em, batch, kind=cfg.distill_loss, bf16=bf16,
+                                                            device_type=autocast)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -331,7 +354,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         bar.update(1)
         bar.set_postfix(loss=f"{loss.item():.3f}", cps=f"{chars_done / max(seconds, 1e-9):.0f}", ep=epoch)
         if step % cfg.eval_every == 0 or step == total:
-            per_dev = {name: round(dev_f1(model, ex, labels, cfg.batch_tokens), 5) for name, ex in dev_ex.items()}
+            per_dev = {name: round(dev_f1(model, ex, labels, cfg.batch_tokens, device=device), 5)
+                       for name, ex in dev_ex.items()}
             f1 = sum(per_dev.values()) / len(per_dev)
             log.write(json.dumps({"step": step, "epoch": epoch, "loss": loss.item(), "dev_f1": f1,
                                   "dev_f1_per_file": per_dev, "selection": SELECTION,
@@ -346,7 +370,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     save_state()
     bar.close()
     log.close()
-    if best < 0:  # never evaluated (tiny runs): keep the current weights as "best"
+    # Never evaluated (tiny runs), or resumed on another machine from a packed state (which does not
+    # carry best/): keep the current weights as "best".
+    if best < 0 or not (out / "best" / "pytorch_model.bin").exists():
         write_raner_dir(model, labels=labels, vocab=Path(cfg.init) / "vocab.txt", out=out / "best", char_mode=True)
     return {"step": step, "total": total, "best_dev_f1": best, "seconds": seconds}
 
@@ -378,7 +404,7 @@ KL_TEMPERATURE = 2.0
 
 
 def distill_loss(teacher: BertCrf, student_emissions: torch.Tensor, batch: dict[str, torch.Tensor],
-                 *, kind: str = "mse", bf16: bool = False) -> torch.Tensor:
+                 *, kind: str = "mse", bf16: bool = False, device_type: str = "cpu") -> torch.Tensor:
     """How far the student's emissions are from the teacher's, averaged over real words.
 
     Matching emissions passes on what the teacher knows beyond the gold path: how close the
@@ -390,7 +416,7 @@ def distill_loss(teacher: BertCrf, student_emissions: torch.Tensor, batch: dict[
     """
     if kind not in DISTILL_LOSSES:
         raise ValueError(f"distill loss must be one of {DISTILL_LOSSES}, not {kind!r}")
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+    with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
         target = teacher.emissions(batch["input_ids"], batch["attention_mask"], batch["word_index"]).float()
     student = student_emissions.float()
     mask = batch["word_mask"].to(student.dtype)
@@ -401,6 +427,21 @@ def distill_loss(teacher: BertCrf, student_emissions: torch.Tensor, batch: dict[
         kl = (p_teacher * (torch.log_softmax(target / t, dim=-1) - torch.log_softmax(student / t, dim=-1))).sum(-1)
         return (kl * mask).sum() / words * t * t
     return ((student - target) ** 2 * mask.unsqueeze(-1)).sum() / (words * student.size(-1))
+
+
+def _on(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return batch if device == "cpu" else {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def _cpu(value: Any) -> Any:
+    """A state dict (nested) with every tensor on the CPU: run state resumes on any machine."""
+    if torch.is_tensor(value):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _cpu(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cpu(v) for v in value]
+    return value
 
 
 def _cpu_has_bf16() -> bool:
