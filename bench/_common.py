@@ -209,8 +209,8 @@ class Pipeline:
     def _pids(self) -> list[int]:
         return [self.redis_pid] + [p for w in self.workers for p in (w.pid, *children_of(w.pid))]
 
-    def submit_and_wait(self, corpus: Path, *, timeout: float = 3600) -> dict[str, Any]:
-        """``shiti submit corpus`` and poll until the job is terminal.
+    def submit_and_wait(self, corpus: Path, *args: str, timeout: float = 3600) -> dict[str, Any]:
+        """``shiti submit corpus [args]`` and poll until the job is terminal.
 
         Returns:
             ``{"wall": submit start -> job terminal s, "submit_cmd": s, "worker_span": first
@@ -224,7 +224,7 @@ class Pipeline:
         cpu0 = {p: cpu_seconds(p) for p in pids}
         ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        out = shiti("submit", str(corpus), "--json", env=self.env)
+        out = shiti("submit", str(corpus), "--json", *args, env=self.env)
         t_submit = time.perf_counter() - t0
         ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         cli_cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)

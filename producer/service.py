@@ -20,12 +20,13 @@ from producer.validation import check_text, rejected
 from storage.sql import diff, queries, repo
 from storage.sql.db import get_database
 from storage.broker.dispatch import dispatch
-from storage.core.domain import JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus, Reason
+from storage.core.domain import INPUT_REASONS, JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus, Reason
 from storage.core.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
 from storage.catalog import UnknownModel, known_names, model_views, resolve
 from storage.broker.presence import live_or_none
 from storage.core.fold import fold_id
 from storage.core.lexicon import DictionaryRef
+from storage.core.recipe import recipe
 from storage.core.settings import Settings
 from storage.core.views import (
     DiffView,
@@ -57,6 +58,7 @@ class SubmitResult:
     rejected: int
     dispatched: bool = True
     lines: int = 0  # records this call read (each has a row: stored or rejected)
+    reused: int = 0  # of those, done at once with an identical earlier document's entities
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ class JobOptions:
     notify_url: str | None = None
     fold: str | None = None
     dictionary: DictionaryRef | None = None
+    incremental: bool = False  # reuse identical earlier documents' entities (storage/core/recipe.py)
 
 
 MAX_PRIORITY = 100
@@ -79,12 +82,14 @@ MAX_PRIORITY = 100
 
 def job_options(settings: Settings, *, model: str | None = None, priority: int = 1,
                 notify_url: str | None = None, fold: bool = True, dictionary: str | None = None,
-                owner: str | None = None, sees_all: bool = True) -> JobOptions:
+                owner: str | None = None, sees_all: bool = True, incremental: bool = False) -> JobOptions:
     """Check a job's options: the model is known here (models directory, the default) or served by
     a live worker; ``priority`` is 1..100; the webhook URL (default ``settings.notify_url``) is
     http(s) and not a refused address; ``fold`` folds Traditional characters to Simplified before
     the model (offsets and entity texts stay the document's own); ``dictionary`` (``NAME`` or
-    ``NAME@VERSION``, one ``owner`` may use unless ``sees_all``) names only types the model tags.
+    ``NAME@VERSION``, one ``owner`` may use unless ``sees_all``) names only types the model tags;
+    ``incremental`` reuses the entities of identical earlier documents (same text, model, dictionary,
+    fold and window settings) instead of tagging them again.
 
     Raises:
         UnknownModel: no such model (the known ones listed); PermanentError: a broken model, a bad
@@ -101,7 +106,7 @@ def job_options(settings: Settings, *, model: str | None = None, priority: int =
     if dictionary is not None:
         lexicon = dictionaries.for_job(settings, dictionary, dictionaries.model_labels(settings, name), owner=owner,
                                        sees_all=sees_all)
-    return JobOptions(name, digest, priority, url or None, fold_id() if fold else None, lexicon)
+    return JobOptions(name, digest, priority, url or None, fold_id() if fold else None, lexicon, bool(incremental))
 
 
 def choose_model(settings: Settings, name: str | None = None) -> tuple[str, str]:
@@ -182,7 +187,8 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
     job_id, created = repo.create_job(db, name=name, client_token=client_token, owner=owner,
                                       model=options.model, model_hash=options.model_hash,
                                       priority=options.priority, notify_url=options.notify_url,
-                                      fold=options.fold, dictionary=options.dictionary)
+                                      fold=options.fold, dictionary=options.dictionary,
+                                      incremental=options.incremental)
     if not created and queries.get_job(db, job_id)["sealed"]:
         return _submitted(db, job_id, created=False, lines=0)  # every document of it is stored already
     lines = chars = 0
@@ -205,7 +211,15 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
     except BaseException as exc:  # an interrupt too: the job must not wait for ever
         _fail_ingest(db, job_id, exc)
         raise
-    return _seal_and_dispatch(settings, job_id, created, lines=lines)
+    return _seal_and_dispatch(settings, job_id, created, lines=lines, options=options)
+
+
+def job_recipe(settings: Settings, options: JobOptions) -> str:
+    """The recipe (``storage.core.recipe``) a job's documents are tagged with, as this host's
+    settings see it."""
+    return recipe(model_hash=options.model_hash,
+                  dictionary_hash=options.dictionary.content_hash if options.dictionary else None,
+                  fold=options.fold, max_length=settings.max_length, overlap=settings.overlap)
 
 
 def document_row(rec: Record, *, max_chars: int) -> dict[str, Any]:
@@ -232,8 +246,11 @@ def _fail_ingest(db: Any, job_id: str, exc: BaseException) -> None:
         log.exception("could not mark job %s failed; the reconciler will", job_id)
 
 
-def _seal_and_dispatch(settings: Settings, job_id: str, created: bool, *, lines: int = 0) -> SubmitResult:
+def _seal_and_dispatch(settings: Settings, job_id: str, created: bool, *, lines: int = 0,
+                       options: JobOptions | None = None) -> SubmitResult:
     db = get_database(settings)
+    if options is not None and options.incremental:
+        repo.reuse_done(db, job_id, job_recipe(settings, options))
     repo.seal_job(db, job_id)
     dispatched = True
     try:
@@ -251,7 +268,8 @@ def _seal_and_dispatch(settings: Settings, job_id: str, created: bool, *, lines:
 def _submitted(db: Any, job_id: str, *, created: bool, lines: int, dispatched: bool = True) -> SubmitResult:
     counts = queries.count_by_status(db, job_id)
     n_rejected = int(queries.count_failed_at_ingest(db, job_id))
-    return SubmitResult(job_id, created, sum(counts.values()), n_rejected, dispatched, lines)
+    reused = int(queries.get_job(db, job_id)["reused"] or 0)
+    return SubmitResult(job_id, created, sum(counts.values()), n_rejected, dispatched, lines, reused)
 
 
 def rerun_job(settings: Settings, job_id: str, *, options: JobOptions | None = None, owner: str | None = None,
@@ -271,9 +289,9 @@ def rerun_job(settings: Settings, job_id: str, *, options: JobOptions | None = N
     new_id, _ = repo.create_job(db, name=name or f"rerun of {source['name'] or job_id}", owner=owner,
                                 model=options.model, model_hash=options.model_hash, priority=options.priority,
                                 notify_url=options.notify_url, rerun_of=job_id, fold=options.fold,
-                                dictionary=options.dictionary)
+                                dictionary=options.dictionary, incremental=options.incremental)
     repo.copy_documents(db, source_job=job_id, job_id=new_id)
-    return _seal_and_dispatch(settings, new_id, True)
+    return _seal_and_dispatch(settings, new_id, True, options=options)
 
 
 def diff_jobs(settings: Settings, job_a: str, job_b: str, *, limit: int = 100) -> DiffView:
@@ -335,6 +353,7 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
                      for f in queries.failures(db, job_id, limit=10)],
         "model": j["model"], "model_hash": j["model_hash"], "fold": j["fold"],
         "dictionary": j["dictionary"], "dictionary_hash": j["dictionary_hash"], "priority": j["priority"],
+        "incremental": bool(j["incremental"]), "reused": int(j["reused"] or 0), "paused": bool(j["paused"]),
         "rerun_of": j["rerun_of"], "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
     }
     if j["status"] in JOB_OPEN:
@@ -455,10 +474,20 @@ def cancel_job(settings: Settings, job_id: str) -> JobProgress:
     return job_status(settings, job_id)
 
 
-def retry_failed(settings: Settings, job_id: str) -> RetryResult:
-    """Re-queue a job's failed documents (not bad input); returns ``{"requeued": n, **status}``."""
+def retry_failed(settings: Settings, job_id: str, *, reason: str | None = None) -> RetryResult:
+    """Re-queue a job's failed documents (not bad input; only those failed with ``reason``, e.g.
+    ``timeout``, when given); returns ``{"requeued": n, **status}``.
+
+    Raises:
+        PermanentError: ``reason`` is not a failure reason one can retry.
+    """
+    if reason is not None:
+        retryable = sorted(r.value for r in Reason if r not in INPUT_REASONS and r not in (
+            Reason.EMPTY, Reason.CANCELLED, Reason.REUSED, Reason.INGEST_FAILED))
+        if reason not in retryable:
+            raise PermanentError(f"reason must be one of {', '.join(retryable)}, not {str(reason)[:40]!r}")
     db = get_database(settings)
-    n = repo.retry_failed(db, job_id)
+    n = repo.retry_failed(db, job_id, reason=reason)
     if n:
         try:
             dispatch(settings, job_id=job_id, db=db)
@@ -467,8 +496,31 @@ def retry_failed(settings: Settings, job_id: str) -> RetryResult:
     return {**job_status(settings, job_id), "requeued": n}
 
 
+def pause(settings: Settings, *, job_id: str | None = None, model: str | None = None,
+          paused: bool = True) -> list[str]:
+    """Pause (``paused``) or resume one open job, or every open job of ``model``: a paused job gets
+    no new batch (a batch already queued goes back to pending when a worker takes it), its running
+    documents finish, and nothing is lost; resuming hands its batches out again. Returns the job
+    ids changed.
+
+    Raises:
+        NotFound: no such job; InvalidTransition: it is finished; PermanentError: neither or both
+            of ``job_id`` and ``model``.
+    """
+    if (job_id is None) == (model is None):
+        raise PermanentError("name a job or a model (--model NAME), not both")
+    db = get_database(settings)
+    changed = repo.set_paused(db, paused=paused, job_id=job_id, model=fields.MODEL.check(model))
+    if changed and not paused:
+        try:
+            dispatch(settings, db=db)
+        except Exception as exc:  # documents stay pending for the reconciler
+            log.warning("resumed %s but not enqueued yet: %s", ", ".join(changed), exc)
+    return changed
+
+
 __all__ = [
     "DocumentStatus", "JobOptions", "NotFound", "SubmitResult", "cancel_job", "choose_model", "diff_jobs",
     "export_entities", "find_entities", "get_document", "job_options", "job_status", "list_jobs",
-    "list_model_views", "rerun_job", "retry_failed", "submit_corpus", "top_entities",
+    "list_model_views", "pause", "rerun_job", "retry_failed", "submit_corpus", "top_entities",
 ]

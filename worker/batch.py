@@ -14,6 +14,7 @@ from storage.sql import repo
 from storage.sql.db import Database, get_database
 from storage.broker.dispatch import dispatch
 from storage.core.fold import fold_id
+from storage.core.recipe import recipe
 from storage.core.settings import Settings
 from worker import shutdown
 from worker.dictionaries import job_lexicon
@@ -47,7 +48,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
     Returns:
         ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop,
         ``"cancelled": n`` for documents abandoned because their job was cancelled, and
-        ``"wrong_model": n`` for a batch of another model.
+        ``"wrong_model": n`` for a batch of another model, ``"paused": n`` for a batch of a paused job.
     """
     db = db or get_database(settings)
     stats = {"claimed": 0, "done": 0, "failed": 0, "fenced": 0}
@@ -57,8 +58,16 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
                   "a worker of that model", job_id, wanted.model, wanted.model_hash[:12], model_hash[:12])
         repo.unqueue(db, doc_ids)
         return {**stats, "wrong_model": len(doc_ids)}
+    if repo.job_paused(db, job_id):
+        # A batch queued before the pause: its documents wait (pending) until the job is resumed.
+        log.info("job %s is paused: %d documents left pending", job_id, len(doc_ids))
+        repo.unqueue(db, doc_ids)
+        return {**stats, "paused": len(doc_ids)}
     folded = _folds(job_id, wanted.fold)
     lexicon = job_lexicon(db, wanted, folded=folded)
+    # What reuse matches on (storage/core/recipe.py); unknown for a job that recorded no model hash.
+    tagged_with = recipe(model_hash=wanted.model_hash, dictionary_hash=wanted.dictionary_hash, fold=wanted.fold,
+                         max_length=settings.max_length, overlap=settings.overlap) if wanted.model_hash else None
     suspects = repo.tried_before(db, doc_ids)
     fresh = [i for i in doc_ids if i not in suspects]
     groups = ([fresh] if fresh else []) + [[i] for i in doc_ids if i in suspects]
@@ -75,7 +84,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
                            cancel_poll=settings.cancel_poll_seconds) as beat, shutdown.busy():
                 outcomes = annotate_claimed(claimed, tagger or get_tagger(settings), settings, stop=shutdown.stopping,
                                             cancelled=beat.cancelled.is_set, folded=folded, lexicon=lexicon)
-            saved = repo.save_outcomes(db, job_id=job_id, lease_token=token, outcomes=outcomes)
+            saved = repo.save_outcomes(db, job_id=job_id, lease_token=token, outcomes=outcomes, recipe=tagged_with)
         except SoftTimeLimitExceeded:
             _release(db, doc_ids, token, why="soft time limit")
             raise

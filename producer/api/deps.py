@@ -95,7 +95,8 @@ def job_options(settings: Settings, options: dict[str, Any], caller: Caller) -> 
     return service.job_options(settings, model=options.get("model") or None, priority=priority,
                                notify_url=options.get("notify") or None, fold=_flag("fold", options.get("fold")),
                                dictionary=_text_option("dict", options.get("dict")), owner=caller.owner,
-                               sees_all=caller.sees_all)
+                               sees_all=caller.sees_all,
+                               incremental=_flag("incremental", options.get("incremental"), default=False))
 
 
 def _text_option(name: str, value: Any) -> str | None:

@@ -1,4 +1,4 @@
-"""Routes of jobs: submit (multipart upload or JSON), rerun, list, progress, cancel, retry,
+"""Routes of jobs: submit (multipart upload or JSON), rerun, list, progress, cancel, pause, resume, retry,
 throughput."""
 
 from __future__ import annotations
@@ -44,6 +44,9 @@ _OPTIONS = {
 }
 _FOLD_DOC = "fold Traditional characters to Simplified before the model (default true)"
 FOLD: Any = Query(None, description=_FOLD_DOC)
+_INCREMENTAL_DOC = ("reuse the entities of identical earlier documents (same text, model, dictionary, fold and "
+                    "window settings) instead of tagging them again (default false)")
+INCREMENTAL: Any = Query(None, description=_INCREMENTAL_DOC)
 _DICT_DOC = "user dictionary applied after the model: NAME or NAME@VERSION (`GET /dicts`)"
 DICT_ALIAS: Any = Query(None, alias="dict", max_length=120, pattern=fields.SINGLE_LINE_PATTERN, description=_DICT_DOC)
 _UPLOAD_DOC = {
@@ -62,6 +65,7 @@ _UPLOAD_DOC = {
                         "priority": {"type": "integer", "minimum": 1, "maximum": 100},
                         "fold": {"type": "string", "enum": ["true", "false"], "description": _FOLD_DOC},
                         "dict": {"type": "string", "maxLength": 120, "description": _DICT_DOC},
+                        "incremental": {"type": "string", "enum": ["true", "false"], "description": _INCREMENTAL_DOC},
                         **_OPTIONS,
                     },
                 }
@@ -77,6 +81,7 @@ _UPLOAD_DOC = {
                             "priority": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
                             "fold": {"type": ["boolean", "null"], "description": _FOLD_DOC},
                             "dict": {"type": ["string", "null"], "maxLength": 120, "description": _DICT_DOC},
+                            "incremental": {"type": ["boolean", "null"], "description": _INCREMENTAL_DOC},
                             **{k: v | {"type": ["string", "null"]} for k, v in _OPTIONS.items()}}},
                     ]
                 },
@@ -95,6 +100,7 @@ async def submit_job(request: Request, client_token: str | None = TOKEN,
                      model: str | None = MODEL,
                      priority: int | None = Query(None, ge=1, le=100, description="fair-share weight (default 1)"),
                      notify: str | None = NOTIFY, fold: bool | None = FOLD, dict_: str | None = DICT_ALIAS,
+                     incremental: bool | None = INCREMENTAL,
                      caller: Caller = SUBMIT, api: ApiState = STATE) -> JSONResponse:
     """Submit a corpus: a multipart file upload, or a JSON list of `{id, text}` documents.
 
@@ -108,7 +114,7 @@ async def submit_job(request: Request, client_token: str | None = TOKEN,
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     options: dict[str, Any] = {"client_token": client_token or request.headers.get("idempotency-key"),
                                "name": name, "format": format, "model": model, "priority": priority,
-                               "notify": notify, "fold": fold, "dict": dict_}
+                               "notify": notify, "fold": fold, "dict": dict_, "incremental": incremental}
     if ctype == "multipart/form-data":
         # The size of an upload is known only once read: refuse at once when already at the limit,
         # then count its documents and characters as they are stored (admit).
@@ -133,7 +139,8 @@ async def submit_job(request: Request, client_token: str | None = TOKEN,
         raise ApiError("unsupported_media_type",
                        "send multipart/form-data with a 'file' field, or application/json")
     body: SubmitView = {"job_id": result.job_id, "created": result.created, "documents": result.documents,
-                        "rejected": result.rejected, "lines": result.lines}
+                        "rejected": result.rejected, "lines": result.lines,
+                        "reused": result.reused}
     return JSONResponse(body, status_code=202 if result.created else 200,
                         headers={"Location": f"/jobs/{result.job_id}"})
 
@@ -173,7 +180,8 @@ async def _submit_upload(request: Request, api: ApiState, options: dict[str, Any
 
 
 def _merge(options: dict[str, Any], extra: dict[str, Any]) -> None:
-    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify", "fold", "dict"):
+    for key in ("client_token", "name", "format", "id_field", "text_field", "model", "priority", "notify", "fold", "dict",
+                "incremental"):
         if extra.get(key) not in (None, ""):  # a priority of 0 is a (bad) value, not an absent one
             options[key] = extra[key]
 
@@ -186,19 +194,20 @@ def _fields(options: dict[str, Any]) -> dict[str, str]:
 def rerun_job(job_id: str, model: str | None = MODEL,
               priority: int = Query(1, ge=1, le=100), notify: str | None = NOTIFY,
               name: str | None = NAME, fold: bool | None = FOLD, dict_: str | None = DICT_ALIAS,
-              caller: Caller = SUBMIT,
+              incremental: bool | None = INCREMENTAL, caller: Caller = SUBMIT,
               api: ApiState = STATE) -> JSONResponse:
     """A new job over this job's stored documents (nothing re-uploaded), tagged by `model`;
     compare the two with `GET /jobs/{job_id}/diff/{other_id}`."""
     own(api, job_id, caller)
     job = job_options(api.settings, {"model": model, "priority": priority, "notify": notify, "fold": fold,
-                                     "dict": dict_}, caller)
+                                     "dict": dict_, "incremental": incremental}, caller)
     fields.NAME.check(name)
     source = service.job_status(api.settings, job_id)
     api.auth.check_quota(caller, source["total"], source["chars_total"])  # a rerun queues them all again
     result = service.rerun_job(api.settings, job_id, options=job, owner=caller.owner, name=name)
     body: SubmitView = {"job_id": result.job_id, "created": True, "documents": result.documents,
-                        "rejected": result.rejected, "lines": result.documents}
+                        "rejected": result.rejected, "lines": result.documents,
+                        "reused": result.reused}
     return JSONResponse(body, status_code=202, headers={"Location": f"/jobs/{result.job_id}"})
 
 
@@ -240,10 +249,28 @@ def cancel_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> J
 
 
 @router.post("/jobs/{job_id}/retry", responses=_TRANSITION)
-def retry_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> RetryResult:
-    """Re-queue the job's failed documents (not those rejected as bad input)."""
+def retry_job(job_id: str, reason: str | None = Query(None, max_length=40, pattern=fields.SINGLE_LINE_PATTERN,
+                                                     description="only documents failed with this reason"),
+              caller: Caller = SUBMIT, api: ApiState = STATE) -> RetryResult:
+    """Re-queue the job's failed documents (not those rejected as bad input; only `reason`'s when given)."""
     own(api, job_id, caller)
-    return service.retry_failed(api.settings, job_id)
+    return service.retry_failed(api.settings, job_id, reason=reason or None)
+
+
+@router.post("/jobs/{job_id}/pause", responses=_TRANSITION)
+def pause_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> JobProgress:
+    """Pause: no new batch is handed out; running documents finish; 409 when the job already finished."""
+    own(api, job_id, caller)
+    service.pause(api.settings, job_id=job_id, paused=True)
+    return service.job_status(api.settings, job_id)
+
+
+@router.post("/jobs/{job_id}/resume", responses=_TRANSITION)
+def resume_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> JobProgress:
+    """Resume a paused job: its batches are handed out again."""
+    own(api, job_id, caller)
+    service.pause(api.settings, job_id=job_id, paused=False)
+    return service.job_status(api.settings, job_id)
 
 
 @router.get("/jobs/{job_id}/throughput", responses=ONE_JOB)

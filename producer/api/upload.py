@@ -135,7 +135,7 @@ def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[s
     Returns:
         ``(documents, options)``; options are the other keys of the object form
         (``client_token``, ``name``, ``id_field``, ``text_field``, ``model``, ``priority``,
-        ``notify``, ``fold``, ``dict``), empty for a bare array.
+        ``notify``, ``fold``, ``dict``, ``incremental``), empty for a bare array.
 
     Raises:
         ApiError: ``invalid_input`` when it is not JSON (deep nesting and huge numbers included),
@@ -154,9 +154,9 @@ def load_json_documents(raw: bytes | Path) -> tuple[list[dict[str, Any]], dict[s
         if key == "priority":
             if value is not None and type(value) is not int:
                 raise ApiError("invalid_input", f"priority must be an integer from 1 to 100, not {str(value)[:40]!r}")
-        elif key == "fold":
+        elif key in ("fold", "incremental"):
             if value is not None and not isinstance(value, bool):
-                raise ApiError("invalid_input", f"fold must be true or false, not {str(value)[:40]!r}")
+                raise ApiError("invalid_input", f"{key} must be true or false, not {str(value)[:40]!r}")
         elif value is not None and not isinstance(value, str):
             raise ApiError("invalid_input", f"option {str(key)[:100]!r} must be a string")
     return data, options

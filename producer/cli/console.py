@@ -34,7 +34,9 @@ def print_status(status: JobProgress) -> None:
         f"job        {s['job_id']}  ({s.get('name') or '-'})",
         f"state      {s['state']}",
         f"documents  total {s['total']}  done {s['done']}  failed {s['failed']}  pending {s['pending']}"
-        f"  processing {s['processing']}  cancelled {s['cancelled']}",
+        f"  processing {s['processing']}  cancelled {s['cancelled']}"
+        + (f"  reused {s['reused']}" if s.get("incremental") else "")
+        + ("  PAUSED (shiti resume)" if s.get("paused") else ""),
         f"chars      {s['chars_done']:,} / {s['chars_total']:,}",
         f"speed      {s['docs_per_second']:.1f} docs/s  {s['chars_per_second']:,.0f} chars/s  ETA {eta}",
         f"times      submitted {s['submitted_at']}  started {s['started_at'] or '-'}"

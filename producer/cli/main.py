@@ -65,6 +65,10 @@ LAZY_COMMANDS = {
 
 def job_options_flags(fn: Callable[..., Any]) -> Callable[..., Any]:
     """--priority, --notify, --fold/--no-fold and --dict of a new job (its model is the global --model)."""
+    fn = click.option("--incremental/--force", default=False, show_default=True,
+                      help="--incremental: reuse the entities of identical earlier documents (same text, model, "
+                           "dictionary, fold and window settings) instead of tagging them again; --force: tag "
+                           "everything.")(fn)
     fn = click.option("--dict", "dictionary", metavar="NAME[@VERSION]",
                       help="Apply this stored dictionary (`shiti dict list`; default: its newest version) "
                            "after the model: forced terms become entities, blocked ones are dropped.")(fn)
@@ -103,7 +107,7 @@ def _with_broker(settings: Settings, *, start: bool = True) -> Settings:
 @with_settings
 def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_token: str | None,
            name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None, fold: bool,
-           dictionary: str | None, settings: Settings) -> None:
+           dictionary: str | None, incremental: bool, settings: Settings) -> None:
     """Store a corpus as a job and enqueue it (tagged by --model, default SHITI_MODEL)."""
     from producer.service import job_options, submit_corpus
 
@@ -112,7 +116,8 @@ def submit(path: Path, fmt: str | None, id_field: str, text_field: str, client_t
     # With no SHITI_REDIS_URL the embedded redis-server is started (detached) and left running
     # for workers; `shiti redis --stop` stops it.
     settings = _with_broker(settings)
-    options = job_options(settings, priority=priority, notify_url=notify, fold=fold, dictionary=dictionary)
+    options = job_options(settings, priority=priority, notify_url=notify, fold=fold, dictionary=dictionary,
+                          incremental=incremental)
     result = submit_corpus(settings, path, fmt=fmt, client_token=client_token, id_field=id_field,
                            text_field=text_field, name=name, options=options)
     _report_submit(settings, result, wait=wait, as_json=as_json)
@@ -123,7 +128,8 @@ def _report_submit(settings: Settings, result: Any, *, wait: bool, as_json: bool
         click.echo(json.dumps({"job_id": result.job_id}))
     else:
         verb = "submitted" if result.created else "already submitted as"
-        click.echo(f"{verb} job {result.job_id}: {result.documents} documents, {result.rejected} rejected")
+        reused = f", {result.reused} reused" if result.reused else ""
+        click.echo(f"{verb} job {result.job_id}: {result.documents} documents, {result.rejected} rejected{reused}")
     if wait:
         final = wait_for(settings, result.job_id, quiet=as_json)
         if not as_json:
@@ -138,12 +144,13 @@ def _report_submit(settings: Settings, result: Any, *, wait: bool, as_json: bool
 @job_options_flags
 @with_settings
 def rerun(job_id: str, name: str | None, wait: bool, as_json: bool, priority: int, notify: str | None,
-          fold: bool, dictionary: str | None, settings: Settings) -> None:
+          fold: bool, dictionary: str | None, incremental: bool, settings: Settings) -> None:
     """A new job over JOB_ID's stored documents, tagged by --model (nothing re-uploaded)."""
     from producer.service import job_options, rerun_job
 
     settings = _with_broker(settings)
-    options = job_options(settings, priority=priority, notify_url=notify, fold=fold, dictionary=dictionary)
+    options = job_options(settings, priority=priority, notify_url=notify, fold=fold, dictionary=dictionary,
+                          incremental=incremental)
     _report_submit(settings, rerun_job(settings, job_id, options=options, name=name), wait=wait, as_json=as_json)
 
 
@@ -295,13 +302,38 @@ def cancel(job_id: str, settings: Settings) -> None:
 
 @cli.command()
 @click.argument("job_id")
+@click.option("--reason", help="Only documents failed with this reason (e.g. timeout, error, poison).")
 @with_settings
-def retry(job_id: str, settings: Settings) -> None:
+def retry(job_id: str, reason: str | None, settings: Settings) -> None:
     """Re-queue a job's failed documents (bad input is not retried)."""
     from producer.service import retry_failed
 
     settings = _with_broker(settings, start=False) if not settings.redis_url else settings
-    click.echo(f"re-queued {retry_failed(settings, job_id)['requeued']} documents of job {job_id}")
+    click.echo(f"re-queued {retry_failed(settings, job_id, reason=reason)['requeued']} documents of job {job_id}")
+
+
+def _pause_command(paused: bool) -> click.Command:
+    verb = "pause" if paused else "resume"
+
+    @click.argument("job_id", required=False)
+    @click.option("--model", "model_name", metavar="NAME", help=f"{verb.capitalize()} every open job of this model.")
+    @with_settings
+    def command(job_id: str | None, model_name: str | None, settings: Settings) -> None:
+        from producer.service import pause
+
+        if not paused:
+            settings = _with_broker(settings, start=False) if not settings.redis_url else settings
+        changed = pause(settings, job_id=job_id, model=model_name, paused=paused)
+        click.echo(f"{verb}d {len(changed)} job(s): {' '.join(changed) or '-'}")
+
+    command.__doc__ = ("Pause a job (or --model NAME's open jobs): no new batch is handed out, running "
+                       "documents finish, nothing is lost." if paused else
+                       "Resume a paused job (or --model NAME's): its batches are handed out again.")
+    return cli.command(verb)(command)
+
+
+_pause_command(True)
+_pause_command(False)
 
 
 @cli.command()

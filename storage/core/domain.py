@@ -42,6 +42,7 @@ class Reason(StrEnum):
     ERROR = "error"  # the model raised
     POISON = "poison"  # attempts exhausted (crashes, kills, hangs)
     TIMEOUT = "timeout"
+    REUSED = "reused"  # done without a worker: an identical earlier document's entities (incremental jobs)
 
 
 #: Reasons that describe bad input: retrying the document cannot help.
@@ -72,8 +73,10 @@ JOB_TRANSITIONS: dict[JobStatus, frozenset[JobStatus]] = {
 
 DOC_TRANSITIONS: dict[DocumentStatus, frozenset[DocumentStatus]] = {
     # A claim past max_attempts fails the document as poison instead of processing it.
+    # PENDING -> DONE: an incremental job reuses an identical earlier document's entities.
     DocumentStatus.PENDING: frozenset(
-        {DocumentStatus.QUEUED, DocumentStatus.PROCESSING, DocumentStatus.FAILED, DocumentStatus.CANCELLED}
+        {DocumentStatus.QUEUED, DocumentStatus.PROCESSING, DocumentStatus.DONE, DocumentStatus.FAILED,
+         DocumentStatus.CANCELLED}
     ),
     DocumentStatus.QUEUED: frozenset(
         {DocumentStatus.PENDING, DocumentStatus.PROCESSING, DocumentStatus.FAILED, DocumentStatus.CANCELLED}

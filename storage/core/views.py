@@ -25,6 +25,7 @@ class SubmitView(TypedDict):
     documents: int
     rejected: int
     lines: int
+    reused: int  # of the documents, done at once with an identical earlier document's entities (incremental)
 
 
 class FailureView(TypedDict):
@@ -72,6 +73,9 @@ class JobProgress(JobSummary):
 
     pending: int
     processing: int
+    incremental: bool  # reuses identical earlier documents' entities
+    reused: int  # documents done that way (no worker)
+    paused: bool  # no new batch is handed out until it is resumed
     chars_total: int
     chars_done: int
     docs_per_second: float

@@ -34,6 +34,7 @@ from storage.core.domain import DocumentStatus as D
 from storage.core.domain import JobStatus as J
 from storage.core.errors import InvalidTransition, NotFound
 from storage.core.lexicon import DictionaryRef
+from storage.core.recipe import text_hash
 from storage.sql.schema import document, entity, job, notification
 
 _OPEN = tuple(sorted(JOB_OPEN))
@@ -69,7 +70,8 @@ def insert_ignore(conn: Connection, table: Any, rows: Sequence[dict[str, Any]], 
 def create_job(db: Database, *, name: str | None = None, client_token: str | None = None,
                owner: str | None = None, model: str | None = None, model_hash: str | None = None,
                priority: int = 1, notify_url: str | None = None, rerun_of: str | None = None,
-               fold: str | None = None, dictionary: DictionaryRef | None = None) -> tuple[str, bool]:
+               fold: str | None = None, dictionary: DictionaryRef | None = None,
+               incremental: bool = False) -> tuple[str, bool]:
     """Create a job, or find the one already created with ``client_token``.
 
     Args:
@@ -81,6 +83,7 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
         rerun_of: the job whose stored documents it re-tags.
         fold: the character fold applied before its model (``storage.core.fold.fold_id``; None: none).
         dictionary: the user dictionary applied after it (None: none).
+        incremental: reuse identical earlier documents' entities (:func:`reuse_done`).
 
     Returns:
         ``(job_id, created)``.
@@ -106,6 +109,7 @@ def create_job(db: Database, *, name: str | None = None, client_token: str | Non
                 dictionary_id=dictionary.id if dictionary else None,
                 dictionary=dictionary.label if dictionary else None,
                 dictionary_hash=dictionary.content_hash if dictionary else None,
+                incremental=incremental, reused=0, paused=False,
             )
         )
         return job_id, True
@@ -158,6 +162,8 @@ def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) 
                 row.update(ext_id=duplicate_id(original, row["line"]), text="", n_chars=0, status=D.FAILED,
                            reason=Reason.DUPLICATE_ID,
                            error=f"line {row['line']}: document id {original[:100]!r} already at line {first}")
+        for row in batch:
+            row["text_hash"] = text_hash(row["text"]) if row["status"] == D.PENDING else None
         insert_ignore(conn, document, batch, ["job_id", "ext_id"])
         return duplicates
 
@@ -217,13 +223,14 @@ def copy_documents(db: Database, *, source_job: str, job_id: str) -> int:
     with their reason, every other one is pending with no attempt spent."""
     bad_input = and_(document.c.status == D.FAILED, document.c.reason.in_([r.value for r in INPUT_REASONS]))
     now = time.time()
-    cols = ["job_id", "ext_id", "line", "text", "n_chars", "status", "reason", "error", "attempts", "updated_at"]
+    cols = ["job_id", "ext_id", "line", "text", "n_chars", "status", "reason", "error", "attempts", "updated_at",
+            "text_hash"]
     rows = select(
         literal(job_id), document.c.ext_id, document.c.line, document.c.text, document.c.n_chars,
         case((bad_input, D.FAILED.value), else_=D.PENDING.value),
         case((bad_input, document.c.reason), else_=null()),
         case((bad_input, document.c.error), else_=null()),
-        literal(0), literal(now),
+        literal(0), literal(now), document.c.text_hash,
     ).where(document.c.job_id == source_job).order_by(document.c.id)
     with db.write() as conn:
         return int(conn.execute(insert(document).from_select(cols, rows)).rowcount or 0)
@@ -377,12 +384,12 @@ class ShareEntry:
 
 
 def dispatchable_jobs(db: Database, *, model: str | None = None) -> list[ShareEntry]:
-    """Sealed jobs that may still have documents to hand to workers (only ``model``'s when
-    given), least ``vtime`` first, then oldest."""
+    """Sealed, unpaused jobs that may still have documents to hand to workers (only ``model``'s
+    when given), least ``vtime`` first, then oldest."""
     with db.read() as conn:
         stmt = (
             select(job.c.id, job.c.model, job.c.model_hash, job.c.priority, job.c.vtime, job.c.seq)
-            .where(job.c.sealed.is_(True), job.c.status.in_(_ACCEPTS_WORK))
+            .where(job.c.sealed.is_(True), job.c.status.in_(_ACCEPTS_WORK), job.c.paused.is_(False))
             .order_by(job.c.vtime, job.c.seq)
         )
         if model is not None:
@@ -616,8 +623,11 @@ def release(db: Database, *, doc_ids: Sequence[int], lease_token: str | None, re
                                 .values(**values)).rowcount or 0)
 
 
-def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequence[Outcome]) -> dict[str, int]:
-    """Write entities, document status and job counters of a batch in ONE transaction.
+def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequence[Outcome],
+                  recipe: str | None = None) -> dict[str, int]:
+    """Write entities, document status and job counters of a batch in ONE transaction; a done
+    document records the ``recipe`` it was tagged with (``storage.core.recipe``: what reuse
+    matches on).
 
     Fenced: a document is written only while it is still ``processing`` under ``lease_token``;
     otherwise (a duplicate run took it over, or it was cancelled) its outcome is dropped. An
@@ -647,7 +657,7 @@ def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequ
                 continue
             n = conn.execute(update(document).where(mine).values(
                 status=D.DONE, reason=out.reason, error=None, lease_expires_at=None,
-                updated_at=now)).rowcount
+                updated_at=now, recipe=recipe)).rowcount
             if not n:
                 fenced += 1
                 continue
@@ -661,6 +671,63 @@ def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequ
             ], ["document_id", "start", "end", "label"])
         _bump(conn, job_id, done=done, failed=failed, cancelled=cancelled, chars_done=chars)
     return {"done": done, "failed": failed, "fenced": fenced, "cancelled": cancelled}
+
+
+# ---------------------------------------------------------------------------------- reuse
+
+
+def reuse_done(db: Database, job_id: str, recipe: str, *, page: int = 500) -> int:
+    """Finish every pending document of ``job_id`` that an earlier job already tagged with the same
+    text and ``recipe``: it becomes ``done`` / ``reused`` with a copy of that document's entities,
+    in the transactions that count it (one per page). Returns how many were reused.
+
+    Only ``done`` documents of other jobs are donors (failed ones never are); the donor is the
+    lowest row id with that text hash and recipe, so the choice is deterministic.
+    """
+    reused = 0
+    last = 0
+    while True:
+        with db.write() as conn:
+            docs = list(conn.execute(
+                select(document.c.id, document.c.text_hash, document.c.n_chars)
+                .where(document.c.job_id == job_id, document.c.status == D.PENDING, document.c.id > last,
+                       document.c.text_hash.is_not(None))
+                .order_by(document.c.id).limit(page)))
+            if not docs:
+                return reused
+            last = docs[-1].id
+            hashes = sorted({d.text_hash for d in docs})
+            donors = dict(conn.execute(
+                select(document.c.text_hash, func.min(document.c.id))
+                .where(document.c.recipe == recipe, document.c.text_hash.in_(hashes),
+                       document.c.status == D.DONE, document.c.job_id != job_id)
+                .group_by(document.c.text_hash)).all())
+            pairs = [(d.id, donors[d.text_hash], d.n_chars) for d in docs if d.text_hash in donors]
+            done = chars = 0
+            if pairs:
+                ids = [p[0] for p in pairs]
+                # The job is not sealed yet, so no worker holds these documents: every one updates.
+                done = int(conn.execute(update(document).where(document.c.id.in_(ids), document.c.status == D.PENDING)
+                                        .values(status=D.DONE, reason=Reason.REUSED, recipe=recipe,
+                                                updated_at=time.time())).rowcount or 0)
+                if done != len(ids):
+                    raise InvalidTransition(f"job {job_id}: {len(ids) - done} documents changed state during reuse")
+                chars = sum(p[2] for p in pairs)
+                # One INSERT ... SELECT for the page: each reused document joins its one donor (the
+                # donors chosen above hold distinct text hashes).
+                new, donor = document.alias("new"), document.alias("donor")
+                conn.execute(insert(entity).from_select(
+                    ["job_id", "document_id", "start", "end", "label", "text", "score", "source"],
+                    select(literal(job_id), new.c.id, entity.c.start, entity.c.end, entity.c.label, entity.c.text,
+                           entity.c.score, entity.c.source)
+                    .select_from(entity.join(donor, donor.c.id == entity.c.document_id)
+                                 .join(new, new.c.text_hash == donor.c.text_hash))
+                    .where(new.c.id.in_(ids), donor.c.id.in_(sorted({p[1] for p in pairs})))
+                    .order_by(new.c.id, entity.c.id)))
+            if done:
+                conn.execute(update(job).where(job.c.id == job_id).values(reused=job.c.reused + done))
+            _bump(conn, job_id, done=done, chars_done=chars)
+            reused += done
 
 
 # ---------------------------------------------------------------------------------- cancel/retry
@@ -689,19 +756,49 @@ def cancel_job(db: Database, job_id: str) -> str:
         return str(conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar())
 
 
-def retry_failed(db: Database, job_id: str) -> int:
-    """Return a finished job's failed documents (except bad input) to ``pending`` with a fresh
-    attempt budget, and reopen the job. Returns the number of documents re-queued."""
+def set_paused(db: Database, *, paused: bool, job_id: str | None = None, model: str | None = None) -> list[str]:
+    """Pause (or resume) one open job, or every open job of ``model``; returns the job ids changed.
+
+    Raises:
+        NotFound: no such job; InvalidTransition: the job is already finished.
+    """
+    with db.write() as conn:
+        if job_id is not None:
+            status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
+            if status is None:
+                raise NotFound(f"no job {job_id}")
+            if status not in _OPEN:
+                raise InvalidTransition(f"cannot {'pause' if paused else 'resume'} a job that is {status}")
+            where = job.c.id == job_id
+        else:
+            where = and_(job.c.model == model, job.c.status.in_(_OPEN))
+        ids = list(conn.execute(select(job.c.id).where(where, job.c.paused.is_(not paused))).scalars())
+        if ids:
+            conn.execute(update(job).where(job.c.id.in_(ids)).values(paused=paused))
+        return ids
+
+
+def job_paused(db: Database, job_id: str) -> bool:
+    """Whether a job is paused (False for no such job)."""
+    with db.read() as conn:
+        return bool(conn.execute(select(job.c.paused).where(job.c.id == job_id)).scalar())
+
+
+def retry_failed(db: Database, job_id: str, *, reason: str | None = None) -> int:
+    """Return a finished job's failed documents (except bad input; only those failed with
+    ``reason`` when given) to ``pending`` with a fresh attempt budget, and reopen the job. Returns
+    the number of documents re-queued."""
     with db.write() as conn:
         status = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
         if status is None:
             raise NotFound(f"no job {job_id}")
         if status not in JOB_RETRYABLE:
             raise InvalidTransition(f"cannot retry a job that is {status}")
-        n = int(conn.execute(update(document).where(
-            document.c.job_id == job_id, document.c.status == D.FAILED,
-            or_(document.c.reason.is_(None), document.c.reason.not_in([r.value for r in INPUT_REASONS])),
-        ).values(status=D.PENDING, attempts=0, reason=None, error=None, lease_token=None,
+        which = [document.c.job_id == job_id, document.c.status == D.FAILED,
+                 or_(document.c.reason.is_(None), document.c.reason.not_in([r.value for r in INPUT_REASONS]))]
+        if reason is not None:
+            which.append(document.c.reason == reason)
+        n = int(conn.execute(update(document).where(*which).values(status=D.PENDING, attempts=0, reason=None, error=None, lease_token=None,
                  updated_at=time.time())).rowcount or 0)
         if n:
             conn.execute(update(job).where(job.c.id == job_id)

@@ -71,6 +71,12 @@ job = Table(
     Column("dictionary_id", Integer),
     Column("dictionary", String(120)),
     Column("dictionary_hash", String(64)),
+    # Reuse by content (revision 0007): whether the job reuses identical earlier documents' entities,
+    # and how many of its documents it did reuse.
+    Column("incremental", Boolean, nullable=False, default=False, server_default="0"),
+    Column("reused", Integer, nullable=False, default=0, server_default="0"),
+    # Paused (revision 0009): dispatch hands out no batch of it; running documents finish.
+    Column("paused", Boolean, nullable=False, default=False, server_default="0"),
     Index(None, "status", "seq"),
     Index(None, "owner", "seq"),
 )
@@ -92,11 +98,17 @@ document = Table(
     Column("lease_expires_at", Float),
     Column("queued_at", Float),
     Column("updated_at", Float),
+    # Reuse by content (revision 0007; storage/core/recipe.py): the sha256 of the text, and the
+    # recipe a done document was tagged with (model, dictionary, fold, windows); an incremental job
+    # copies the entities of a done document with the same text and recipe instead of tagging.
+    Column("text_hash", String(64)),
+    Column("recipe", String(32)),
     UniqueConstraint("job_id", "ext_id"),
     # id last: next_pending/failures read "status X of job J in id order" as one index range
     # (PostgreSQL does not keep equal keys in id order; without it, it scans or sorts the job).
     Index(None, "job_id", "status", "id"),
     Index(None, "status", "lease_expires_at"),
+    Index(None, "recipe", "text_hash"),
 )
 
 entity = Table(

@@ -41,6 +41,8 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/jobs/{job_id}/export"): ("read", True),
     ("POST", "/jobs/{job_id}/cancel"): ("submit", True),
     ("POST", "/jobs/{job_id}/retry"): ("submit", True),
+    ("POST", "/jobs/{job_id}/pause"): ("submit", True),
+    ("POST", "/jobs/{job_id}/resume"): ("submit", True),
     ("POST", "/jobs/{job_id}/rerun"): ("submit", True),
     ("GET", "/jobs/{job_id}/diff/{other_id}"): ("read", True),
     ("GET", "/models"): ("read", False),
@@ -76,7 +78,7 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
                                headers={**headers, "Content-Type": "text/tab-separated-values"})
         create_dictionary(settings, name, "上海\tLOC\n", owner=owner)
         return client.get(path.replace("{name}", name), headers=headers)
-    if path.endswith("/cancel"):
+    if path.endswith(("/cancel", "/pause", "/resume")):
         # A job still being stored (not sealed) stays open however fast the background worker tags
         # its document: a submitted one could be finished before the cancel arrives (409).
         db = get_database(settings)

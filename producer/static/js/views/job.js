@@ -41,6 +41,7 @@ export async function viewJob(id) {
     <div class="page-head">
       <div><h1 id="job-title">${esc(jobName(job))}</h1><div class="sub" id="job-sub"></div></div>
       <div class="actions">
+        <button class="btn" id="btn-pause" data-testid="pause">Pause</button>
         <button class="btn btn-danger" id="btn-cancel" data-testid="cancel">Cancel</button>
         <button class="btn" id="btn-retry" data-testid="retry">Retry failed</button>
         <button class="btn" id="btn-export" data-testid="export">Export JSONL</button>
@@ -95,6 +96,14 @@ export async function viewJob(id) {
     document.getElementById("ent-type").innerHTML = typeButtons();
   }
 
+  document.getElementById("btn-pause").addEventListener("click", async (ev) => {
+    const resume = ev.currentTarget.dataset.paused === "true";
+    try {
+      await api(`/jobs/${id}/${resume ? "resume" : "pause"}`, { method: "POST" });
+      toast(resume ? "Resumed: its batches are handed out again" : "Paused: running documents finish, nothing new starts");
+      refresh();
+    } catch (e) { toast(e.message, true); }
+  });
   document.getElementById("btn-cancel").addEventListener("click", async () => {
     if (!confirm("Cancel this job? Documents not yet tagged will be skipped.")) return;
     try { await api(`/jobs/${id}/cancel`, { method: "POST" }); toast("Cancellation requested"); refresh(); } catch (e) { toast(e.message, true); }
@@ -203,7 +212,8 @@ export async function viewJob(id) {
       ["Model", j.model ? `${esc(j.model)} <span class="mono muted" title="content sha256">${esc((j.model_hash || "").slice(0, 12))}</span>` : "—"],
       ["Dictionary", j.dictionary ? `${esc(j.dictionary)} <span class="mono muted" title="content sha256">${esc((j.dictionary_hash || "").slice(0, 12))}</span>` : "none"],
       ["Script fold", j.fold ? `Traditional → Simplified <span class="mono muted" title="fold table">${esc(j.fold)}</span>` : "off"],
-      ["Priority", num(j.priority || 1)],
+      ["Priority", num(j.priority || 1) + (j.paused ? ` <span class="chip" data-testid="paused">paused</span>` : "")],
+      ["Reuse", j.incremental ? `incremental: <span data-testid="reused">${num(j.reused || 0)}</span> documents reused` : "off (every document tagged)"],
     ];
     if (j.rerun_of) kv.push(["Re-run of", `<a href="#/jobs/${esc(j.rerun_of)}">#${esc(j.rerun_of)}</a> · <a href="#/jobs/${esc(j.rerun_of)}/diff/${esc(j.job_id)}" data-testid="diff-link">diff</a>`]);
     if (j.error) kv.push(["Ingest", `<span class="bad" data-testid="job-error">${esc(j.error)}</span>`]);
@@ -214,6 +224,10 @@ export async function viewJob(id) {
     document.getElementById("job-timeline").innerHTML = kv.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
     document.getElementById("job-progress").innerHTML = progressBar(j, true);
     document.getElementById("btn-cancel").disabled = !live || j.state === "cancelling";
+    const pauseBtn = document.getElementById("btn-pause");
+    pauseBtn.disabled = !live || j.state === "cancelling";
+    pauseBtn.dataset.paused = String(!!j.paused);
+    pauseBtn.textContent = j.paused ? "Resume" : "Pause";
     document.getElementById("btn-retry").disabled = !(j.failed > 0) || live;
     const stat = (label, value, cls = "", test = "") => `<div class="stat ${cls}"${test ? ` data-testid="${test}"` : ""}><div class="label">${label}</div><div class="value">${value}</div></div>`;
     document.getElementById("job-stats").innerHTML = [
