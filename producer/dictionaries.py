@@ -7,7 +7,6 @@ keys every one); the CLI and an API without keys own none and see all.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 from storage.broker.presence import live_or_none
@@ -25,7 +24,7 @@ from storage.core.lexicon import (
     types_of,
 )
 from storage.core.settings import Settings
-from storage.core.views import DictionaryView
+from storage.core.views import DictionaryView, iso_time
 from storage.sql import dictionaries
 from storage.sql.db import get_database
 
@@ -123,7 +122,7 @@ def show_dictionary(settings: Settings, name: str, version: int | None = None, *
     content = dictionaries.dictionary_content(db, ref.id) or ""
     out = view(ref)
     out["versions"] = [{"version": r.version, "content_hash": r.content_hash, "entries": r.entries,
-                        "created_at": _iso(r.created_at)} for r in dictionaries.dictionary_versions(db, name)]
+                        "created_at": iso_time(r.created_at)} for r in dictionaries.dictionary_versions(db, name)]
     out["terms"] = [{"text": t.text, "type": t.label, "action": t.action, "aliases": list(t.aliases)}
                     for t in parse_canonical(content)[:limit]]
     return out
@@ -132,8 +131,4 @@ def show_dictionary(settings: Settings, name: str, version: int | None = None, *
 def view(ref: DictionaryRef) -> DictionaryView:
     """What the CLI and API show of one version."""
     return {"name": ref.name, "version": ref.version, "dictionary": ref.label, "content_hash": ref.content_hash,
-            "entries": ref.entries, "types": list(ref.types), "created_at": _iso(ref.created_at)}
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
+            "entries": ref.entries, "types": list(ref.types), "created_at": iso_time(ref.created_at) or ""}

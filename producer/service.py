@@ -10,7 +10,6 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from storage.core.lexicon import DictionaryRef
 from storage.core.recipe import recipe
 from storage.core.settings import Settings
 from storage.core.views import (
+    iso_time,
     DiffView,
     DocumentView,
     EntityPage,
@@ -306,11 +306,6 @@ def diff_jobs(settings: Settings, job_a: str, job_b: str, *, limit: int = 100) -
 def list_model_views(settings: Settings) -> list[ModelView]:
     """Models a job may name, with their live worker counts (``storage.catalog.model_views``)."""
     return model_views(settings, live_or_none(settings) or [])
-
-
-def iso_time(ts: float | None) -> str | None:
-    """An epoch timestamp as ISO 8601 UTC to the second (None stays None)."""
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
 
 def throughput(settings: Settings, job_id: str, *, buckets: int = 40) -> dict[str, Any]:

@@ -58,7 +58,7 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
                   "a worker of that model", job_id, wanted.model, wanted.model_hash[:12], model_hash[:12])
         repo.unqueue(db, doc_ids)
         return {**stats, "wrong_model": len(doc_ids)}
-    if repo.job_paused(db, job_id):
+    if wanted.paused:
         # A batch queued before the pause: its documents wait (pending) until the job is resumed.
         log.info("job %s is paused: %d documents left pending", job_id, len(doc_ids))
         repo.unqueue(db, doc_ids)

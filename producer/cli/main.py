@@ -401,7 +401,7 @@ def keys_create(name: str, scope: str, settings: Settings) -> None:
 @with_settings
 def keys_list(as_json: bool, settings: Settings) -> None:
     """Name, scope, created and last used of every key (never the key)."""
-    from producer.service import iso_time
+    from storage.core.views import iso_time
     from storage.sql import keys as api_keys
     from storage.sql.db import get_database
 

@@ -11,9 +11,15 @@ given at submit), a job by ``job_id``.
 from __future__ import annotations
 
 # typing_extensions: pydantic (FastAPI) reads TypedDicts only from there on Python < 3.12.
+from datetime import UTC, datetime
 from typing import Any
 
 from typing_extensions import NotRequired, TypedDict
+
+
+def iso_time(ts: float | None) -> str | None:
+    """An epoch timestamp as these views show it: ISO 8601 UTC to the second (None stays None)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds") if ts else None
 
 
 class SubmitView(TypedDict):

@@ -476,14 +476,15 @@ class JobRecipe:
     fold: str | None = None
     dictionary_id: int | None = None
     dictionary_hash: str | None = None
+    paused: bool = False  # not part of the recipe: read in the same query, so a batch reads the job once
 
 
 def job_model(db: Database, job_id: str) -> JobRecipe:
-    """The model, fold and dictionary recorded on a job."""
+    """The model, fold and dictionary recorded on a job, and whether it is paused."""
     with db.read() as conn:
         row = conn.execute(select(job.c.model, job.c.model_hash, job.c.fold, job.c.dictionary_id,
-                                  job.c.dictionary_hash).where(job.c.id == job_id)).first()
-        return JobRecipe(*row) if row else JobRecipe()
+                                  job.c.dictionary_hash, job.c.paused).where(job.c.id == job_id)).first()
+        return JobRecipe(*row[:5], bool(row[5])) if row else JobRecipe()
 
 
 def open_jobs(db: Database) -> list[str]:
@@ -776,12 +777,6 @@ def set_paused(db: Database, *, paused: bool, job_id: str | None = None, model: 
         if ids:
             conn.execute(update(job).where(job.c.id.in_(ids)).values(paused=paused))
         return ids
-
-
-def job_paused(db: Database, job_id: str) -> bool:
-    """Whether a job is paused (False for no such job)."""
-    with db.read() as conn:
-        return bool(conn.execute(select(job.c.paused).where(job.c.id == job_id)).scalar())
 
 
 def retry_failed(db: Database, job_id: str, *, reason: str | None = None) -> int:
