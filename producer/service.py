@@ -349,7 +349,7 @@ def job_status(settings: Settings, job_id: str) -> JobProgress:
         "model": j["model"], "model_hash": j["model_hash"], "fold": j["fold"],
         "dictionary": j["dictionary"], "dictionary_hash": j["dictionary_hash"], "priority": j["priority"],
         "incremental": bool(j["incremental"]), "reused": int(j["reused"] or 0), "paused": bool(j["paused"]),
-        "rerun_of": j["rerun_of"], "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
+        "rerun_of": j["rerun_of"], "gold_of": j["gold_of"], "workers": None, "waiting_for": None, "notify": _notify_view(db, j), "error": j["error"],
     }
     if j["status"] in JOB_OPEN:
         progress["workers"], progress["waiting_for"] = _serving(settings, j["model"] or settings.model_name,

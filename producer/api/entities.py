@@ -3,7 +3,6 @@ the diff of two jobs, and ``POST /extract`` (one text tagged while the caller wa
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
-from producer import fields, service
+from producer import fields, review, service
 from producer.api import errors as api_errors
 from producer.api.auth import Caller
 from producer.api.deps import CURSOR, READ, STATE, SUBMIT, ApiState, cursor_value, filter_query, filter_value, \
@@ -85,19 +84,28 @@ def document(job_id: str, doc_id: str, caller: Caller = READ, api: ApiState = ST
     return service.get_document(api.settings, job_id, doc_id)
 
 
+FORMAT: Any = Query("jsonl", description="jsonl (one record per document), or an annotation tool's: label-studio "
+                                         "(tasks with predictions), doccano (JSONL), conll or bio (one character "
+                                         "per line)", pattern="^(jsonl|label-studio|doccano|conll|bio)$")
+OFFSETS: Any = Query(None, pattern="^(codepoint|utf16)$",
+                     description="how the tool counts characters (default: its own; label-studio and doccano)")
+
+
+def stream_export(job_id: str, fmt: str, pieces: Iterator[str], *, stem: str = "shiti") -> StreamingResponse:
+    """An export's pieces as a download in ``fmt``."""
+    return StreamingResponse((p.encode("utf-8") for p in pieces), media_type=review.MEDIA_TYPES[fmt], headers={
+        "Content-Disposition": f'attachment; filename="{stem}-{job_id}.{review.EXTENSIONS[fmt]}"'})
+
+
 @router.get("/jobs/{job_id}/export", responses=ONE_JOB, response_class=StreamingResponse)
-def export(job_id: str, min_score: float | None = MIN_SCORE, caller: Caller = READ,
-           api: ApiState = STATE) -> StreamingResponse:
-    """Every document's entities as JSON Lines, streamed (one record per document)."""
+def export(job_id: str, min_score: float | None = MIN_SCORE, format: str = FORMAT, offsets: str | None = OFFSETS,
+           caller: Caller = READ, api: ApiState = STATE) -> StreamingResponse:
+    """Every document's entities, streamed: JSON Lines (one record per document), or the done
+    documents in an annotation tool's format (docs/corrections.md)."""
     own(api, job_id, caller)
-    records = service.export_entities(api.settings, job_id, min_score=min_score)  # NotFound before the stream starts
-
-    def lines() -> Iterator[bytes]:
-        for record in records:
-            yield (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
-
-    return StreamingResponse(lines(), media_type="application/x-ndjson", headers={
-        "Content-Disposition": f'attachment; filename="shiti-{job_id}.jsonl"'})
+    # NotFound and a bad format or offsets answer before the stream starts
+    pieces = review.export(api.settings, job_id, format, min_score=min_score, offsets=offsets)
+    return stream_export(job_id, format, pieces)
 
 
 @router.post("/extract", responses=api_errors.responses(504))

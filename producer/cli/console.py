@@ -44,7 +44,8 @@ def print_status(status: JobProgress) -> None:
         f"model      {s['model'] or '-'}  sha256 {(s['model_hash'] or '-')[:16]}  fold {s['fold'] or 'off'}  "
         f"dict {s['dictionary'] or '-'}  "
         f"priority {s['priority']}"
-        + (f"  rerun of {s['rerun_of']}" if s["rerun_of"] else ""),
+        + (f"  rerun of {s['rerun_of']}" if s["rerun_of"] else "")
+        + (f"  corrections of {s['gold_of']}" if s.get("gold_of") else ""),
     ]
     if s["workers"] is not None and s["state"] in ("submitted", "running", "cancelling"):
         lines.append(f"workers    {s['workers']} live" + (f"; waiting for {s['waiting_for']}" if s["waiting_for"] else ""))

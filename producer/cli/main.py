@@ -60,6 +60,8 @@ LAZY_COMMANDS = {
     "worker": "worker.cli:worker",
     "model": "worker.model.cli:model",
     "dict": "producer.cli.dicts:dict_group",
+    "sample": "producer.cli.review:sample",
+    "data": "producer.cli.review:data_group",
 }
 
 
@@ -269,25 +271,25 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
 
 @cli.command()
 @click.argument("job_id")
-@click.option("--out", type=click.Path(path_type=Path), help="Output .jsonl (default stdout).")
+@click.option("--out", type=click.Path(path_type=Path), help="Output file (default stdout).")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "label-studio", "doccano", "conll", "bio"]),
+              default="jsonl", show_default=True,
+              help="jsonl: one record per document; label-studio: tasks with predictions (a labeling config is "
+                   "written beside --out); doccano: JSONL; conll/bio: one character per line, what "
+                   "`shiti model train` reads (docs/corrections.md).")
+@click.option("--offsets", type=click.Choice(["codepoint", "utf16"]),
+              help="How the tool counts characters (default: the tool's own: Label Studio code points, "
+                   "doccano UTF-16 units).")
 @click.option("--min-score", type=click.FloatRange(0, 1), help="Only entities scored at least this (0..1).")
 @with_settings
-def export(job_id: str, out: Path | None, min_score: float | None, settings: Settings) -> None:
-    """Write one JSON line per document with its entities (streaming)."""
-    from producer.service import export_entities
+def export(job_id: str, out: Path | None, fmt: str, offsets: str | None, min_score: float | None,
+           settings: Settings) -> None:
+    """Write a job's documents and entities (streaming): shiti's JSON Lines or an annotation tool's format."""
+    from producer.cli.review import write_export
+    from producer.review import export as export_pieces
 
-    records = export_entities(settings, job_id, min_score=min_score)
-    fh = out.open("w", encoding="utf-8") if out else sys.stdout
-    try:
-        n = 0
-        for rec in records:
-            fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
-            n += 1
-    finally:
-        if out:
-            fh.close()
-    if out:
-        click.echo(f"wrote {n} documents to {out}", err=True)
+    write_export(settings, job_id, export_pieces(settings, job_id, fmt, min_score=min_score, offsets=offsets),
+                 fmt=fmt, out=out)
 
 
 @cli.command()

@@ -131,7 +131,9 @@ class Entity:
 
 #: Where an entity comes from (``Entity.source``, the entity table's ``source`` column).
 SOURCE_MODEL, SOURCE_DICT, SOURCE_BOTH = "model", "dict", "both"
-SOURCES = (SOURCE_MODEL, SOURCE_DICT, SOURCE_BOTH)
+#: An annotator's correction (the entities of a corrections job, storage/sql/gold.py).
+SOURCE_GOLD = "gold"
+SOURCES = (SOURCE_MODEL, SOURCE_DICT, SOURCE_BOTH, SOURCE_GOLD)
 
 
 @dataclass(frozen=True, slots=True)

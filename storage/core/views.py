@@ -90,6 +90,7 @@ class JobProgress(JobSummary):
     started_at: str | None
     failures: list[FailureView]
     rerun_of: str | None
+    gold_of: str | None  # this job holds annotators' corrections of that job's documents
     workers: int | None  # live workers serving the job's model (None: the broker did not answer)
     waiting_for: str | None  # why an open job cannot progress now ("a worker serving NAME"), else None
     notify: NotifyView | None
@@ -164,6 +165,7 @@ class ExportRecord(TypedDict):
     length: int
     entities: list[SpanView]
     reason: NotRequired[str]
+    text: NotRequired[str]  # the document's text, for the annotation formats
     model: str | None
     model_hash: str | None
     fold: str | None

@@ -4,6 +4,8 @@ Documents are matched by ``doc_id`` (the id given at submit). Jobs whose documen
 id set, or another text under one id) are refused: the spans would not be comparable. Within a
 document, an entity is its span ``(start, end)`` and type: a span in one job only is "only in A" or
 "only in B"; a span both jobs found with one type each, but not the same one, is "changed".
+A job and corrections (storage/sql/gold.py) of its documents are compared on the corrected
+documents only.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from storage.sql.db import Database
 from storage.core.domain import JOB_TERMINAL
 from storage.core.errors import PermanentError
 from storage.sql.queries import entities_of, get_job
-from storage.sql.schema import document
+from storage.sql.schema import document, job
 from storage.core.views import DiffCounts, DiffItem, DiffView, SpanView
 
 
@@ -73,7 +75,8 @@ def check_comparable(db: Database, job_a: str, job_b: str) -> int:
     """The number of documents the jobs share.
 
     Raises:
-        NotComparable: their documents differ (ids or texts), each count named.
+        NotComparable: their documents differ (ids or texts), each count named; when one job holds
+            corrections, its documents must all be the other's.
     """
     da, db_ = document.alias("a"), document.alias("b")
     with db.read() as conn:
@@ -83,11 +86,22 @@ def check_comparable(db: Database, job_a: str, job_b: str) -> int:
             select(func.count()).select_from(da)
             .join(db_, and_(db_.c.job_id == job_b, db_.c.ext_id == da.c.ext_id, db_.c.text == da.c.text))
             .where(da.c.job_id == job_a)).scalar_one())
+    gold_a, gold_b = (gold_of(db, j) for j in (job_a, job_b))
+    if gold_b is not None and same == n_b or gold_a is not None and same == n_a:
+        # Corrections hold some of a corpus's documents (of their job, or of a rerun of it):
+        # compared on those.
+        return same
     if not n_a == n_b == same:
         raise NotComparable(
             f"jobs {job_a} ({n_a} documents) and {job_b} ({n_b}) do not hold the same documents: {same} match by "
             "doc_id and text. diff compares the same corpus, e.g. a job and its rerun (`shiti rerun`)")
     return same
+
+
+def gold_of(db: Database, job_id: str) -> str | None:
+    """The job whose documents ``job_id`` corrects (None: a job a model tagged)."""
+    with db.read() as conn:
+        return conn.execute(select(job.c.gold_of).where(job.c.id == job_id)).scalar()
 
 
 def _count(by_label: dict[str, DiffCounts], label: str, key: str) -> None:
@@ -136,3 +150,21 @@ def diff_jobs(db: Database, job_a: str, job_b: str, *, limit: int = 100, page: i
             "only_a": lists["only_a"], "only_b": lists["only_b"], "changed": lists["changed"],
             "truncated": any(totals[k] > len(lists[k]) for k in lists),  # type: ignore[literal-required]
             "complete": row_a["status"] in JOB_TERMINAL and row_b["status"] in JOB_TERMINAL}
+
+
+def disagreements(db: Database, job_a: str, job_b: str, *, page: int = 500) -> Iterator[tuple[int, str, int]]:
+    """``(row id in A, doc_id, differences)`` for every document the jobs share, in A's order:
+    how many entities are only in one job or changed type (``diff_spans``).
+
+    Raises:
+        NotFound: either job is unknown.
+        NotComparable: the jobs hold different documents.
+    """
+    get_job(db, job_a), get_job(db, job_b)
+    check_comparable(db, job_a, job_b)
+    for rows in _pairs(db, job_a, job_b, page):
+        with db.read() as conn:
+            ents = entities_of(conn, [r[0] for r in rows] + [r[1] for r in rows])
+        for id_a, id_b, doc_id in rows:
+            only_a, only_b, changed = diff_spans(ents[id_a], ents[id_b])
+            yield id_a, doc_id, len(only_a) + len(only_b) + len(changed)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Integer, cast, func, select
@@ -162,25 +162,37 @@ def get_document(db: Database, job_id: str, ext_id: str) -> DocumentView:
                 "line": row["line"], "entities": entities_of(conn, [row["id"]])[row["id"]]}
 
 
-def iter_export(db: Database, job_id: str, *, page: int = 500,
-                min_score: float | None = None) -> Iterator[ExportRecord]:
+def iter_export(db: Database, job_id: str, *, page: int = 500, min_score: float | None = None,
+                text: bool = False, rows: Sequence[int] | None = None) -> Iterator[ExportRecord]:
     """Stream one record per document (corpus order): doc_id, state, length, entities (those
-    scored at least ``min_score``)[, reason], and the job's model, its content hash, the character
-    fold and the dictionary (provenance)."""
+    scored at least ``min_score``)[, reason][, text when ``text``], and the job's model, its content
+    hash, the character fold and the dictionary (provenance). ``rows``: only these documents (row
+    ids), in this order."""
     with db.read() as conn:
         model, model_hash, fold, dictionary, dictionary_hash = conn.execute(
             select(job.c.model, job.c.model_hash, job.c.fold, job.c.dictionary, job.c.dictionary_hash)
             .where(job.c.id == job_id)).one()
-    last = 0
+    cols = [document.c.id, document.c.ext_id, document.c.status, document.c.reason, document.c.n_chars]
+    if text:
+        cols.append(document.c.text)
+    last, at = 0, 0
     while True:
         with db.read() as conn:
-            docs = list(conn.execute(
-                select(document.c.id, document.c.ext_id, document.c.status, document.c.reason,
-                       document.c.n_chars)
-                .where(document.c.job_id == job_id, document.c.id > last)
-                .order_by(document.c.id).limit(page)))
+            if rows is None:
+                docs = list(conn.execute(select(*cols).where(document.c.job_id == job_id, document.c.id > last)
+                                         .order_by(document.c.id).limit(page)))
+            else:
+                wanted = list(rows[at:at + page])
+                found = {d.id: d for d in conn.execute(select(*cols).where(
+                    document.c.job_id == job_id, document.c.id.in_(wanted)))}
+                docs = [found[i] for i in wanted if i in found]
+                at += page
+                if not wanted:
+                    return
             if not docs:
-                return
+                if rows is None:
+                    return
+                continue
             ents = entities_of(conn, [d.id for d in docs], min_score=min_score)
         for d in docs:
             rec: ExportRecord = {"doc_id": d.ext_id, "state": d.status, "length": d.n_chars, "entities": ents[d.id],
@@ -188,6 +200,8 @@ def iter_export(db: Database, job_id: str, *, page: int = 500,
                                  "dictionary": dictionary, "dictionary_hash": dictionary_hash}
             if d.reason:
                 rec["reason"] = d.reason
+            if text:
+                rec["text"] = d.text
             yield rec
         last = docs[-1].id
 

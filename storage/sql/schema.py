@@ -77,7 +77,13 @@ job = Table(
     Column("reused", Integer, nullable=False, default=0, server_default="0"),
     # Paused (revision 0009): dispatch hands out no batch of it; running documents finish.
     Column("paused", Boolean, nullable=False, default=False, server_default="0"),
+    # Corrections (revision 0010; storage/sql/gold.py): a job holding annotators' corrections of
+    # another job's documents names that job, and the export they were read from (JSON); None: a
+    # job a model tagged.
+    Column("gold_of", String(32)),
+    Column("gold_source", Text),
     Index(None, "status", "seq"),
+    Index(None, "gold_of"),
     Index(None, "owner", "seq"),
 )
 
@@ -122,7 +128,7 @@ entity = Table(
     Column("label", String(20), nullable=False),
     Column("text", Text, nullable=False),
     Column("score", Float, nullable=False),
-    # model | dict | both (storage.core.domain.SOURCES; revision 0006): who found it.
+    # model | dict | both | gold (storage.core.domain.SOURCES; revision 0006): who found it.
     Column("source", String(10), nullable=False, default="model", server_default="model"),
     UniqueConstraint("document_id", "start", "end", "label"),
     # id last: entity pages are keyset-ordered by id, so a filtered page is one index range

@@ -3,6 +3,7 @@ quantizes, loads and evaluates through the production code."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from pathlib import Path
@@ -74,6 +75,9 @@ def test_few_steps_lower_loss_and_round_trip(tmp_path: Path) -> None:
     data, dev = tmp_path / "train.txt", tmp_path / "dev.txt"
     _write_bio(data, 60, seed=1)
     _write_bio(dev, 10, seed=2)
+    # the training file came from corrections: its lineage sidecar (shiti data import --out) goes along
+    (tmp_path / "train.txt.lineage.json").write_text(json.dumps({"format": "shiti-corrections/1", "job": "j1",
+                                                                 "gold_job": "g1", "documents": 60}))
     cfg = TrainConfig(init=str(init), train=[str(data)], dev=str(dev), out=str(tmp_path / "run"), epochs=40,
                       lr=2e-3, head_lr=2e-2, warmup=5, batch_tokens=512, max_words=62, eval_every=20,
                       ckpt_every=10, threads=1, bf16=False)
@@ -99,6 +103,12 @@ def test_few_steps_lower_loss_and_round_trip(tmp_path: Path) -> None:
     log = [json.loads(line) for line in (tmp_path / "run" / "train.log").read_text().splitlines()]
     assert [r["step"] for r in log] == [20]
     art = quantize(tmp_path / "run", tmp_path / "art")  # a training run: its best/ checkpoint, to ONNX
+    # the artifact names what it learned from: the files by hash, the jobs and correction sets
+    trained_on = json.loads((art / "manifest.json").read_text())["trained_on"]
+    assert trained_on["train"][0]["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
+    assert (trained_on["train"][0]["corrections"]["job"], trained_on["train"][0]["corrections"]["gold_job"]) == (
+        "j1", "g1")
+    assert trained_on["init"]["path"] == str(init) and trained_on["dev"][0]["file"] == str(dev)
     result = evaluate(load_tagger(art), dev)
     assert result["sentences"] == 10 and 0.0 <= result["f1"] <= 1.0
     assert set(result["per_type"]) <= {"PER", "LOC", "ORG"}

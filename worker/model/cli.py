@@ -6,6 +6,8 @@ Registered lazily by ``producer/cli/main.py`` so that other ``shiti`` commands n
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -126,7 +128,12 @@ def dequantize_cmd(src: Path, out: Path) -> None:
 
 @model.command("evaluate")
 @click.option("--data", "data_files", type=click.Path(exists=True, dir_okay=False, path_type=Path), multiple=True,
-              required=True, help="BIO file (repeatable): scores per file and their macro average.")
+              help="BIO file (repeatable): scores per file and their macro average.")
+@click.option("--job", "jobs", metavar="JOB", multiple=True,
+              help="Score on a job's corrections (`shiti data import --job`; the job's newest set, or a "
+                   "corrections job itself), read from the database of --database-url / SHITI_DATABASE_URL.")
+@click.option("--database-url", help="SQLAlchemy URL of the database holding --job [SHITI_DATABASE_URL].")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Data directory [SHITI_DATA_DIR].")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), default=DEFAULT_MODEL,
               show_default=True, help="ONNX artifact, torch artifact or RaNER directory.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -134,9 +141,13 @@ def dequantize_cmd(src: Path, out: Path) -> None:
 @click.option("--limit", type=int, default=None, help="Only the first N sentences of each file.")
 @click.option("--fp32", is_flag=True, help="Do not quantize a RaNER directory at load.")
 @click.option("--max-length", type=int, default=None, help="Window size in tokens (default: the model's).")
-def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, threads: int, limit: int | None,
+def evaluate_cmd(data_files: tuple[Path, ...], jobs: tuple[str, ...], database_url: str | None,
+                 data_dir: Path | None, model_dir: Path, as_json: bool, threads: int, limit: int | None,
                  fp32: bool, max_length: int | None) -> None:
-    """Precision/recall/F1 (micro and per type) and speed of a model on BIO files."""
+    """Precision/recall/F1 (micro and per type) and speed of a model on BIO files or on a job's
+    corrected documents."""
+    if not data_files and not jobs:
+        raise click.UsageError("give --data FILE or --job JOB (or both)")
     if not model_dir.exists():
         raise click.ClickException(f"model {model_dir} does not exist (train or fetch one, or pass --model)")
     from worker.tagger.loading import load_tagger
@@ -151,10 +162,15 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
         tagger = load_torch_tagger(model_dir, int8=not fp32, max_length=max_length, threads=threads)
     from worker.model.evaluate import evaluate_files
 
-    result = evaluate_files(tagger, data_files, limit=limit)
+    sources: dict[str, Any] = {}
+    if jobs:
+        settings = Settings.from_env(data_dir=data_dir, database_url=database_url)
+        sources.update(_corrections(settings, jobs, limit))
+    result = evaluate_files(tagger, [*data_files, *sources.values()], limit=limit)
     if as_json:
         # One file: its scores at the top level (as before); several: per file plus the macro average.
-        click.echo(json.dumps(result["files"][str(data_files[0])] if len(data_files) == 1 else result, indent=2))
+        click.echo(json.dumps(next(iter(result["files"].values())) if len(result["files"]) == 1 else result,
+                              indent=2))
         return
     for name, res in result["files"].items():
         click.echo(f"{name}: {res['sentences']} sentences, {res['chars']} chars, "
@@ -170,6 +186,23 @@ def evaluate_cmd(data_files: tuple[Path, ...], model_dir: Path, as_json: bool, t
                        f"n={row['support']}")
     if len(data_files) > 1:
         click.echo(f"macro F1 {result['macro_f1']:.4f}")
+
+
+def _corrections(settings: Any, jobs: Sequence[str], limit: int | None) -> dict[str, Any]:
+    """Each job's corrections (its newest set, or the corrections job named) as a source
+    :func:`~worker.model.evaluate.evaluate_files` reads, keyed ``job:ID``."""
+    from storage.sql import gold
+    from storage.sql.db import get_database
+    from worker.model.evaluate import GoldTexts
+
+    db = get_database(settings)
+    out: dict[str, Any] = {}
+    for job_id in jobs:
+        corrections = gold.resolve_gold(db, job_id)
+        docs = list(islice(gold.iter_gold(db, corrections), limit))
+        out[f"job:{corrections}"] = GoldTexts(f"job:{corrections}", [d.text for d in docs],
+                                               [set(d.spans) for d in docs])
+    return out
 
 
 @model.command("calibrate")
@@ -241,7 +274,10 @@ def unpack_cmd(packed: Path, out: Path) -> None:
 
 
 @model.command("train")
-@click.option("--init", required=True, type=click.Path(exists=True), help="BERT directory to start from.")
+@click.option("--init", required=True, type=click.Path(exists=True),
+              help="What to start from: a BERT directory, a RaNER directory (e.g. an earlier run's best/, head "
+                   "included) or a shiti ONNX artifact (e.g. models/shiti-zh-small), whose INT8 weights are "
+                   "recovered to FP32 once into OUT/init-from-artifact.")
 @click.option("--train", "train_files", multiple=True, required=True, metavar="FILE[:WEIGHT]",
               help="BIO training file (repeatable), optionally with a sampling weight: FILE:2 is seen twice per "
                    "epoch, FILE:0.3 a random 30 %% of it.")

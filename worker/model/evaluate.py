@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 
@@ -29,11 +30,16 @@ def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None,
         scores (ECE over 10 bins, precision and coverage at 0.5 and 0.9).
     """
     sents = list(islice(read_bio(data), limit))
-    texts = [s.text for s in sents]
+    return evaluate_texts(tagger, [s.text for s in sents], [bio_spans(s.tags) for s in sents], _scored=_scored)
+
+
+def evaluate_texts(tagger: Tagger, texts: Sequence[str], gold: Sequence[set[tuple[int, int, str]]], *,
+                   _scored: tuple[list[float], list[bool]] | None = None) -> dict:
+    """:func:`evaluate` on documents given as texts and their gold entities ``(start, end, label)``
+    (e.g. a job's corrections, ``shiti model evaluate --job``)."""
     start = time.perf_counter()
-    found = tagger.annotate(texts)
+    found = tagger.annotate(list(texts))
     seconds = time.perf_counter() - start
-    gold = [bio_spans(s.tags) for s in sents]
     pred = [{(e.start, e.end, e.label) for e in ents} for ents in found]
     result = score(gold, pred)
     scored = [(e.score, (e.start, e.end, e.label) in g) for ents, g in zip(found, gold) for e in ents]
@@ -43,7 +49,7 @@ def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None,
         _scored[1].extend(r for _, r in scored)
     chars = sum(len(t) for t in texts)
     result.update(
-        sentences=len(sents),
+        sentences=len(texts),
         chars=chars,
         seconds=round(seconds, 3),
         chars_per_second=round(chars / seconds, 1) if seconds > 0 else 0.0,
@@ -51,7 +57,16 @@ def evaluate(tagger: Tagger, data: str | Path, *, limit: int | None = None,
     return result
 
 
-def evaluate_files(tagger: Tagger, files: Sequence[str | Path], *, limit: int | None = None) -> dict:
+@dataclass(frozen=True)
+class GoldTexts:
+    """Documents and their gold entities held in memory (a job's corrections), scored like a file."""
+
+    name: str
+    texts: list[str]
+    gold: list[set[tuple[int, int, str]]]
+
+
+def evaluate_files(tagger: Tagger, files: Sequence[str | Path | GoldTexts], *, limit: int | None = None) -> dict:
     """:func:`evaluate` on every file, plus the macro averages of precision, recall and F1.
 
     Returns:
@@ -64,10 +79,14 @@ def evaluate_files(tagger: Tagger, files: Sequence[str | Path], *, limit: int | 
     results = {}
     everything: tuple[list[float], list[bool]] = ([], [])
     for path in files:
-        res = evaluate(tagger, path, limit=limit, _scored=everything)
+        if isinstance(path, GoldTexts):
+            res = evaluate_texts(tagger, path.texts[:limit], path.gold[:limit], _scored=everything)
+        else:
+            res = evaluate(tagger, path, limit=limit, _scored=everything)
+        name = path.name if isinstance(path, GoldTexts) else str(path)
         if not sum(row["support"] for row in res["per_type"].values()):
-            raise ValueError(f"{path}: no gold entities to score against")
-        results[str(path)] = res
+            raise ValueError(f"{name}: no gold entities to score against")
+        results[name] = res
     pooled = calibration(*everything)
     n = len(results)
     return {"files": results, **{f"macro_{k}": sum(r[k] for r in results.values()) / n

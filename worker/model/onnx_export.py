@@ -188,7 +188,10 @@ def export_onnx(loaded: LoadedModel, out_dir: str | Path, *, max_length: int | N
         "smoothing": smoothing,
         "num_labels": len(loaded.labels),
     }
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    lineage = loaded.source / "lineage.json"  # written by `shiti model train` beside best/'s weights
+    if lineage.is_file():
+        manifest["trained_on"] = json.loads(lineage.read_text(encoding="utf-8"))
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     stale = out / "model.pt"  # a torch artifact written here before
     if stale.exists():
         stale.unlink()

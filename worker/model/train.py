@@ -11,6 +11,7 @@ run ends (``tests/model/test_train.py``). ``worker.model.runpack`` packs it into
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -26,8 +27,11 @@ from transformers import BertConfig
 
 from worker.model.bio import Sentence, read_bio
 from worker.model.checkpoint import read_labels, read_tokenizer
+from worker.model.from_onnx import INIT_DIR, resolve_init
 from worker.tagger.encoding import CharEncoder
+from worker.tagger.onnx_model import is_onnx_artifact
 from worker.model.network import BertCrf
+from storage.core.lineage import sidecar
 from worker.model.raner_dir import write_raner_dir
 from worker.model.scoring import bio_spans, score
 from worker.tagger.spans import tags_to_spans
@@ -173,7 +177,15 @@ def collate(examples: list[Example]) -> dict[str, torch.Tensor]:
 
 
 def init_model(init: str, num_labels: int, layers: int | None) -> BertCrf:
-    """A BertCrf whose encoder starts from a BERT directory (optionally its first ``layers``)."""
+    """A BertCrf whose encoder starts from a BERT directory (optionally its first ``layers``).
+
+    Raises:
+        ValueError: ``init`` is a shiti ONNX artifact, which has no torch weights to load: recover
+            it first (:func:`~worker.model.from_onnx.resolve_init`, as :func:`train` does).
+    """
+    if is_onnx_artifact(init):
+        raise ValueError(f"init {init} is an ONNX artifact: recover its FP32 weights first (worker.model."
+                         f"from_onnx.recover_raner_dir; `shiti model train` does it into OUT/{INIT_DIR})")
     cfg = BertConfig.from_pretrained(init)
     if layers:
         cfg.num_hidden_layers = layers
@@ -223,6 +235,40 @@ def dev_f1(model: BertCrf, examples: list[Example], labels: list[str], batch_tok
     return score(gold, pred)["f1"]
 
 
+#: What a trained model learned from, written beside its weights (``best/lineage.json``) and
+#: carried into an artifact's manifest as ``trained_on`` by ``shiti model quantize``.
+LINEAGE = "lineage.json"
+
+
+def training_lineage(cfg: TrainConfig) -> dict[str, Any]:
+    """The run's sources: where it started (and what that model had learned from, for an
+    artifact), each training file with its hash, weight and, for corrections, the jobs and
+    correction sets they came from (the file's ``.lineage.json``), and the dev files."""
+    def sha(path: str) -> str:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+        return h.hexdigest()
+
+    init: dict[str, Any] = {"path": cfg.init}
+    manifest = Path(cfg.init) / "manifest.json"
+    if manifest.is_file():
+        data = json.loads(manifest.read_text(encoding="utf-8"))
+        init.update(files=data.get("files"), trained_on=data.get("trained_on"))
+    files = []
+    for i, path in enumerate(cfg.train):
+        entry: dict[str, Any] = {"file": path, "sha256": sha(path),
+                                 "weight": cfg.weights[i] if cfg.weights else 1.0}
+        beside = sidecar(path)
+        if beside.is_file():
+            entry["corrections"] = json.loads(beside.read_text(encoding="utf-8"))
+        files.append(entry)
+    dev = [cfg.dev] if isinstance(cfg.dev, str) else list(cfg.dev or [])
+    return {"init": init, "train": files, "dev": [{"file": p, "sha256": sha(p)} for p in dev],
+            "teacher": cfg.teacher}
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = None,
           max_seconds: float | None = None) -> dict:
     """Run (or continue) training; returns a summary with the best dev F1.
@@ -253,7 +299,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         else torch.backends.mkldnn.is_available() and _cpu_has_bf16())
     labels = cfg.labels
     label2id = {lab: i for i, lab in enumerate(labels)}
-    tokenizer, _ = read_tokenizer(Path(cfg.init))
+    # An ONNX artifact as --init is recovered to FP32 once, into OUT/init-from-artifact, and reused
+    # (a resumed run resolves the same --init to the same directory); cfg.init keeps what was given.
+    init = resolve_init(cfg.init, out)
+    tokenizer, _ = read_tokenizer(init)
     enc = CharEncoder(tokenizer)
     weights = cfg.weights or [1.0] * len(cfg.train)
     if len(weights) != len(cfg.train) or any(not w > 0 for w in weights):
@@ -283,8 +332,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         rng_ep = random.Random(cfg.seed + ep)
         return make_batches(train_ex, cfg.batch_tokens, rng_ep, epoch_order(sizes, weights, rng_ep))
 
-    teacher = _load_teacher(cfg.teacher, labels, Path(cfg.init)).to(device) if cfg.teacher else None
-    model = init_model(cfg.init, len(labels), cfg.layers)
+    teacher = _load_teacher(cfg.teacher, labels, init).to(device) if cfg.teacher else None
+    model = init_model(str(init), len(labels), cfg.layers)
     head = [p for n, p in model.named_parameters() if not n.startswith("encoder.")]
     body = [p for n, p in model.named_parameters() if n.startswith("encoder.")]
     # fused=True: one kernel per step instead of several elementwise passes over every
@@ -308,7 +357,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
         chars_done, seconds = saved.get("chars", 0), saved.get("seconds", 0.0)
         rng.setstate(saved["rng"])
         torch.set_rng_state(saved["torch_rng"])
-    (out / "config.json").write_text(json.dumps({**asdict(cfg), "selection": SELECTION}, indent=2))
+    (out / "config.json").write_text(json.dumps({**asdict(cfg), "init_dir": str(init), "selection": SELECTION},
+                                                indent=2))
+    lineage = json.dumps(training_lineage(cfg), ensure_ascii=False, indent=2)
     model.train()
     bar = tqdm(total=total, initial=step, desc="train", unit="step", dynamic_ncols=True)
     log = open(out / "train.log", "a")
@@ -363,7 +414,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
             log.flush()
             if f1 > best:
                 best = f1
-                write_raner_dir(model, labels=labels, vocab=Path(cfg.init) / "vocab.txt", out=out / "best", char_mode=True)
+                write_raner_dir(model, labels=labels, vocab=init / "vocab.txt", out=out / "best", char_mode=True)
+                (out / "best" / LINEAGE).write_text(lineage, encoding="utf-8")
             t_last = time.time()  # evaluation time is not training time
         if step % cfg.ckpt_every == 0:
             save_state()
@@ -373,7 +425,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, max_steps: int | None = Non
     # Never evaluated (tiny runs), or resumed on another machine from a packed state (which does not
     # carry best/): keep the current weights as "best".
     if best < 0 or not (out / "best" / "pytorch_model.bin").exists():
-        write_raner_dir(model, labels=labels, vocab=Path(cfg.init) / "vocab.txt", out=out / "best", char_mode=True)
+        write_raner_dir(model, labels=labels, vocab=init / "vocab.txt", out=out / "best", char_mode=True)
+        (out / "best" / LINEAGE).write_text(lineage, encoding="utf-8")
     return {"step": step, "total": total, "best_dev_f1": best, "seconds": seconds}
 
 
