@@ -5,7 +5,6 @@ JSON-MIN conversion of them imports back to the same entities at the same offset
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from producer.annotation.label_studio import label_config
