@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from producer import review
@@ -21,6 +21,12 @@ from producer.api.upload import read_body
 from producer.corrections import MAX_BYTES, import_corrections
 
 router = APIRouter(tags=["corrections"])
+
+
+class XmlResponse(PlainTextResponse):
+    """An XML document (the OpenAPI document states its media type)."""
+
+    media_type = "application/xml"
 
 
 @router.get("/jobs/{job_id}/sample", responses=ONE_JOB, response_class=StreamingResponse)
@@ -43,11 +49,12 @@ def sample(job_id: str, n: int = Query(100, ge=1, le=review.MAX_SAMPLE),
     return stream_export(job_id, format, pieces, stem="shiti-sample")
 
 
-@router.get("/jobs/{job_id}/label-config", responses=ONE_JOB, response_class=PlainTextResponse)
-def label_config(job_id: str, caller: Caller = READ, api: ApiState = STATE) -> PlainTextResponse:
+@router.get("/jobs/{job_id}/label-config", response_class=Response, responses={
+    **ONE_JOB, 200: {"description": "the labeling config", "content": {"application/xml": {"schema": {"type": "string"}}}}})
+def label_config(job_id: str, caller: Caller = READ, api: ApiState = STATE) -> XmlResponse:
     """The Label Studio labeling config the job's `label-studio` tasks go with."""
     own(api, job_id, caller)
-    return PlainTextResponse(review.label_config(api.settings, job_id), media_type="application/xml")
+    return XmlResponse(review.label_config(api.settings, job_id))
 
 
 @router.post("/jobs/{job_id}/corrections", status_code=201, responses=api_errors.responses(404, 413),

@@ -45,6 +45,9 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/jobs/{job_id}/resume"): ("submit", True),
     ("POST", "/jobs/{job_id}/rerun"): ("submit", True),
     ("GET", "/jobs/{job_id}/diff/{other_id}"): ("read", True),
+    ("GET", "/jobs/{job_id}/sample"): ("read", True),
+    ("GET", "/jobs/{job_id}/label-config"): ("read", True),
+    ("POST", "/jobs/{job_id}/corrections"): ("submit", True),
     ("GET", "/models"): ("read", False),
     # Dictionaries are owned like jobs: another key's is 404
     ("GET", "/dicts"): ("submit", False),
@@ -94,6 +97,9 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
         return client.post(url, json=[{"id": "a", "text": "李明在上海。"}], headers=headers)
     if path == "/extract":
         return client.post(url, json={"text": "李明在上海。", "timeout": 20}, headers=headers)
+    if path.endswith("/corrections"):
+        return client.post(url, json=[{"data": {"text": text, "doc_id": "d1"}, "annotations": [{"result": []}]}],
+                           headers=headers)
     return client.post(url, headers=headers)
 
 
