@@ -116,3 +116,19 @@ def safe_name(value: str | None) -> str | None:
     if value is None:
         return None
     return _CONTROL.sub("\ufffd", _NUL_OR_SURROGATE.sub("\ufffd", value))[:MAX_NAME]
+
+
+_AGE = re.compile(r"^([0-9]{1,9})([smhd])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def age_seconds(value: str) -> int:
+    """An age such as ``30d``, ``12h``, ``90m`` or ``3600s`` in seconds.
+
+    Raises:
+        PermanentError: not a whole number followed by s, m, h or d.
+    """
+    found = _AGE.match(value.strip()) if isinstance(value, str) else None
+    if found is None:
+        raise PermanentError(f"an age is a whole number and s, m, h or d (e.g. 30d), not {str(value)[:20]!r}")
+    return int(found.group(1)) * _UNIT[found.group(2)]

@@ -16,11 +16,11 @@ from typing import Any
 from producer import dictionaries, fields
 from producer.corpus import Record, read_corpus
 from producer.validation import check_text, rejected
-from storage.sql import diff, queries, repo
+from storage.sql import diff, queries, repo, retention
 from storage.sql.db import get_database
 from storage.broker.dispatch import dispatch
 from storage.core.domain import INPUT_REASONS, JOB_OPEN, JOB_TERMINAL, DocumentStatus, JobStatus, Reason
-from storage.core.errors import JobWaitTimeout, NotFound, PermanentError, ShitiError
+from storage.core.errors import InvalidTransition, JobWaitTimeout, NotFound, PermanentError, ShitiError
 from storage.catalog import UnknownModel, known_names, model_views, resolve
 from storage.broker.presence import live_or_none
 from storage.core.fold import fold_id
@@ -491,6 +491,35 @@ def retry_failed(settings: Settings, job_id: str, *, reason: str | None = None) 
     return {**job_status(settings, job_id), "requeued": n}
 
 
+def purge(settings: Settings, *, job_id: str | None = None, older_than: str | None = None,
+          dry_run: bool = False, now: float | None = None) -> list[dict[str, Any]]:
+    """Delete one finished job, or every job finished more than ``older_than`` (``30d``, ``12h``)
+    ago, with its documents and entities, in bounded batches (``storage/sql/retention.py``);
+    ``dry_run`` only lists them. Returns one ``{job_id, documents, entities}`` per job.
+
+    Raises:
+        NotFound: no such job; InvalidTransition: it is not finished; PermanentError: neither or
+            both of ``job_id`` and ``older_than``, or a bad age.
+    """
+    if (job_id is None) == (older_than is None):
+        raise PermanentError("name a job or an age (--older-than 30d), not both")
+    db = get_database(settings)
+    if job_id is not None:
+        targets = [job_id]
+    else:
+        cutoff = (time.time() if now is None else now) - fields.age_seconds(older_than or "")
+        targets = retention.finished_before(db, cutoff)
+    if dry_run:
+        out = []
+        for jid in targets:
+            row = queries.get_job(db, jid)
+            if row["status"] not in JOB_TERMINAL:
+                raise InvalidTransition(f"job {jid} is {row['status']}: only a finished job is purged")
+            out.append({"job_id": jid, "documents": int(row["total"]), "entities": None})
+        return out
+    return [retention.purge_job(db, jid) for jid in targets]
+
+
 def pause(settings: Settings, *, job_id: str | None = None, model: str | None = None,
           paused: bool = True) -> list[str]:
     """Pause (``paused``) or resume one open job, or every open job of ``model``: a paused job gets
@@ -516,6 +545,6 @@ def pause(settings: Settings, *, job_id: str | None = None, model: str | None = 
 
 __all__ = [
     "DocumentStatus", "JobOptions", "NotFound", "SubmitResult", "cancel_job", "choose_model", "diff_jobs",
-    "export_entities", "find_entities", "get_document", "job_options", "job_status", "list_jobs",
+    "export_entities", "find_entities", "purge", "get_document", "job_options", "job_status", "list_jobs",
     "list_model_views", "pause", "rerun_job", "retry_failed", "submit_corpus", "top_entities",
 ]

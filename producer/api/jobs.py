@@ -248,6 +248,14 @@ def cancel_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> J
     return service.cancel_job(api.settings, job_id)
 
 
+@router.delete("/jobs/{job_id}", responses=_TRANSITION)
+def purge_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> dict[str, Any]:
+    """Delete a finished job with its documents and entities (in short batches); 409 while it
+    runs (cancel it first)."""
+    own(api, job_id, caller)
+    return service.purge(api.settings, job_id=job_id)[0]
+
+
 @router.post("/jobs/{job_id}/retry", responses=_TRANSITION)
 def retry_job(job_id: str, reason: str | None = Query(None, max_length=40, pattern=fields.SINGLE_LINE_PATTERN,
                                                      description="only documents failed with this reason"),

@@ -314,6 +314,29 @@ def retry(job_id: str, reason: str | None, settings: Settings) -> None:
     click.echo(f"re-queued {retry_failed(settings, job_id, reason=reason)['requeued']} documents of job {job_id}")
 
 
+@cli.command()
+@click.argument("job_id", required=False)
+@click.option("--older-than", metavar="AGE", help="Every job finished more than AGE ago (30d, 12h, 90m).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be deleted.")
+@click.option("--json", "as_json", is_flag=True)
+@with_settings
+def purge(job_id: str | None, older_than: str | None, dry_run: bool, as_json: bool, settings: Settings) -> None:
+    """Delete a finished job (or every job finished more than --older-than ago) with its documents
+    and entities, in short batches that do not hold up the workers."""
+    from producer.service import purge as purge_jobs
+
+    done = purge_jobs(settings, job_id=job_id, older_than=older_than, dry_run=dry_run)
+    if as_json:
+        click.echo(json.dumps(done))
+        return
+    verb = "would delete" if dry_run else "deleted"
+    for d in done:
+        click.echo(f"{verb} job {d['job_id']}: {d['documents']} documents"
+                   + (f", {d['entities']} entities" if d["entities"] is not None else ""))
+    if not done:
+        click.echo("no job to purge")
+
+
 def _pause_command(paused: bool) -> click.Command:
     verb = "pause" if paused else "resume"
 

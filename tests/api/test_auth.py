@@ -40,6 +40,7 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/jobs/{job_id}/documents/{doc_id}"): ("read", True),
     ("GET", "/jobs/{job_id}/export"): ("read", True),
     ("POST", "/jobs/{job_id}/cancel"): ("submit", True),
+    ("DELETE", "/jobs/{job_id}"): ("submit", True),
     ("POST", "/jobs/{job_id}/retry"): ("submit", True),
     ("POST", "/jobs/{job_id}/pause"): ("submit", True),
     ("POST", "/jobs/{job_id}/resume"): ("submit", True),
@@ -93,6 +94,11 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
     url = path.replace("{job_id}", job).replace("{doc_id}", "d1").replace("{other_id}", job)
     if method == "GET":
         return client.get(url, headers=headers)
+    if method == "DELETE":
+        from producer.service import wait_job
+
+        wait_job(settings, job, timeout=30, poll=0.05)  # only a finished job is purged
+        return client.delete(url, headers=headers)
     if path == "/jobs":
         return client.post(url, json=[{"id": "a", "text": "李明在上海。"}], headers=headers)
     if path == "/extract":
