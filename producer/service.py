@@ -463,6 +463,13 @@ def export_entities(settings: Settings, job_id: str, *, min_score: float | None 
     return queries.iter_export(get_database(settings), job_id, min_score=fields.min_score(min_score))
 
 
+def failed_documents(settings: Settings, job_id: str, *, reason: str | None = None, cursor: str | None = None,
+                     limit: int = 100) -> dict[str, Any]:
+    """A page of a job's failed documents with their reasons, and the count per reason."""
+    _known(settings, job_id)
+    return queries.failure_page(get_database(settings), job_id, reason=reason, cursor=cursor, limit=limit)
+
+
 def cancel_job(settings: Settings, job_id: str) -> JobProgress:
     """Cancel a job; returns its status object. Raises ``InvalidTransition`` if already final."""
     repo.cancel_job(get_database(settings), job_id)

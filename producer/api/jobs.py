@@ -248,6 +248,17 @@ def cancel_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> J
     return service.cancel_job(api.settings, job_id)
 
 
+@router.get("/jobs/{job_id}/failures", responses=ONE_JOB)
+def failures(job_id: str, reason: str | None = Query(None, max_length=40, pattern=fields.SINGLE_LINE_PATTERN,
+                                                     description="only documents failed with this reason"),
+             cursor: str | None = CURSOR, limit: int = Query(100, ge=1, le=1000),
+             caller: Caller = READ, api: ApiState = STATE) -> dict[str, Any]:
+    """Failed documents (id, line, reason, message, attempts) in corpus order, keyset-paged,
+    with the number of failed documents per reason."""
+    own(api, job_id, caller)
+    return service.failed_documents(api.settings, job_id, reason=reason, cursor=cursor_value(cursor), limit=limit)
+
+
 @router.delete("/jobs/{job_id}", responses=_TRANSITION)
 def purge_job(job_id: str, caller: Caller = SUBMIT, api: ApiState = STATE) -> dict[str, Any]:
     """Delete a finished job with its documents and entities (in short batches); 409 while it

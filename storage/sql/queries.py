@@ -60,6 +60,31 @@ def failures(db: Database, job_id: str, *, limit: int = 10) -> list[dict[str, An
                 for r in conn.execute(stmt)]
 
 
+def failure_page(db: Database, job_id: str, *, reason: str | None = None, cursor: str | None = None,
+                 limit: int = 100) -> dict[str, Any]:
+    """Failed documents of a job in corpus order, a page at a time (only those failed with
+    ``reason`` when given), with the count per reason: ``{by_reason, items, next_cursor}``."""
+    with db.read() as conn:
+        counts = {str(r[0] or "error"): int(r[1]) for r in conn.execute(
+            select(document.c.reason, func.count()).where(document.c.job_id == job_id, document.c.status == D.FAILED)
+            .group_by(document.c.reason).order_by(func.count().desc(), document.c.reason))}
+        stmt = (select(document.c.id, document.c.ext_id, document.c.line, document.c.reason, document.c.error,
+                       document.c.attempts)
+                .where(document.c.job_id == job_id, document.c.status == D.FAILED)
+                .order_by(document.c.id).limit(limit + 1))
+        if reason is not None:
+            stmt = stmt.where(document.c.reason == reason)
+        if cursor is not None:
+            stmt = stmt.where(document.c.id > int(cursor))
+        rows = list(conn.execute(stmt))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {"by_reason": counts,
+            "items": [{"doc_id": r.ext_id, "line": r.line, "reason": r.reason, "error": r.error,
+                       "attempts": r.attempts} for r in rows],
+            "next_cursor": str(rows[-1].id) if more and rows else None}
+
+
 def list_jobs(db: Database, *, state: str | None = None, limit: int = 50, cursor: int | None = None,
               owner: str | None = None) -> tuple[list[dict[str, Any]], int | None]:
     """Jobs newest first (only ``owner``'s when given). Returns ``(rows, next_cursor)``; pass the

@@ -41,6 +41,7 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/jobs/{job_id}/export"): ("read", True),
     ("POST", "/jobs/{job_id}/cancel"): ("submit", True),
     ("DELETE", "/jobs/{job_id}"): ("submit", True),
+    ("GET", "/jobs/{job_id}/failures"): ("read", True),
     ("POST", "/jobs/{job_id}/retry"): ("submit", True),
     ("POST", "/jobs/{job_id}/pause"): ("submit", True),
     ("POST", "/jobs/{job_id}/resume"): ("submit", True),

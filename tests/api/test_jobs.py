@@ -159,3 +159,21 @@ def test_states_serves_the_domain_state_machine(client: TestClient) -> None:
     assert set(got["job"]["terminal"]) == {s.value for s in JOB_TERMINAL}
     assert got["job"]["transitions"]["running"] == sorted(s.value for s in JOB_TRANSITIONS[JobStatus.RUNNING])
     assert set(got["document"]["transitions"]) == {s.value for s in DOC_TRANSITIONS}
+
+
+def test_failed_documents_page_by_reason(client: TestClient, settings: Settings) -> None:
+    docs = [{"id": f"s{i}", "text": "\ud800"} for i in range(3)] + [{"id": "ok", "text": "张伟在北京。"}, {"id": "e"}]
+    # json.dumps escapes the lone surrogates (\ud800): valid JSON a client can send
+    got = client.post("/jobs", content=json.dumps(docs), headers={"content-type": "application/json"})
+    assert got.status_code in (200, 201, 202), got.text
+    jid = got.json()["job_id"]
+    work(settings, jid)
+    first = client.get(f"/jobs/{jid}/failures", params={"limit": 2}).json()
+    assert first["by_reason"] == {"surrogate": 3, "missing_field": 1}
+    assert [f["doc_id"] for f in first["items"]] == ["s0", "s1"] and first["next_cursor"]
+    rest = client.get(f"/jobs/{jid}/failures", params={"limit": 2, "cursor": first["next_cursor"]}).json()
+    only = client.get(f"/jobs/{jid}/failures", params={"reason": "surrogate", "limit": 10}).json()
+    assert [f["doc_id"] for f in only["items"]] == ["s0", "s1", "s2"] and only["next_cursor"] is None
+    assert {f["reason"] for f in only["items"]} == {"surrogate"} and all(f["line"] for f in only["items"])
+    assert len(first["items"]) + len(rest["items"]) == sum(first["by_reason"].values())
+    assert client.get("/jobs/" + "0" * 32 + "/failures").status_code == 404

@@ -276,3 +276,38 @@ def test_entity_labels_come_from_get_models(served: tuple[str, Settings]) -> Non
         page.goto(f"{base}/#/jobs/{job}/docs/d1")
         expect(page.get_by_test_id("legend").locator(".chip")).to_have_text(["PER 人名 1", "LOC 地名 1"])
         assert errors == [], errors
+
+
+def test_failed_documents_are_listed_by_reason_and_retried_by_reason(served: tuple[str, Settings]) -> None:
+    from playwright.sync_api import expect
+
+    from producer.service import submit_corpus
+
+    base, settings = served
+    # Given a job whose model raises on two documents and whose one document is bad input
+    docs = [{"id": "ok", "text": "张伟在北京。"}, {"id": "boom1", "text": "[[RAISE]]一"},
+            {"id": "boom2", "text": "[[RAISE]]二"}, {"id": "bad", "text": "\ud800"}]
+    job = submit_corpus(settings, docs, name="failures").job_id
+    with _page() as (page, errors):
+        page.goto(f"{base}/#/jobs/{job}")
+        expect(page.get_by_test_id("job-state")).to_have_text("partially failed", timeout=60_000)
+        # Then every failed document is listed, with the count per reason as a filter
+        card = page.get_by_test_id("failures-card")
+        expect(card.get_by_test_id("failure-row")).to_have_count(3)
+        expect(card.get_by_test_id("fail-reason")).to_have_text(["all 3", "error 2", "surrogate 1"])
+        expect(page.get_by_test_id("retry-reason")).to_be_hidden()
+        # When filtered by a reason that a retry can change, Then its documents and a retry button show
+        card.locator("button[data-reason=error]").click()
+        expect(card.get_by_test_id("failure-row")).to_have_count(2)
+        expect(card.get_by_test_id("failure-row").first).to_contain_text("boom1")
+        expect(page.get_by_test_id("retry-reason")).to_be_visible()
+        # Bad input cannot be retried: no button for it
+        card.locator("button[data-reason=surrogate]").click()
+        expect(card.get_by_test_id("failure-row")).to_have_count(1)
+        expect(page.get_by_test_id("retry-reason")).to_be_hidden()
+        # When the error ones are retried, Then the job runs them again (and they fail again)
+        card.locator("button[data-reason=error]").click()
+        page.get_by_test_id("retry-reason").click()
+        expect(page.get_by_text("Re-queued 2 documents that failed with error")).to_be_visible()
+        expect(page.get_by_test_id("job-state")).to_have_text("partially failed", timeout=60_000)
+        assert errors == [], errors

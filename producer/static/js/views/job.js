@@ -66,8 +66,10 @@ export async function viewJob(id) {
       </div>
       <div class="card"><div class="card-head"><h2>Top entities</h2></div><div id="top-ents"><div class="muted small">Loading…</div></div></div>
     </div>
-    <div class="card flush" style="margin-bottom:20px" id="failures-card" hidden>
-      <div class="card-head"><h2>Failures</h2><span class="hint">reasons recorded per document</span></div>
+    <div class="card flush" style="margin-bottom:20px" id="failures-card" data-testid="failures-card" hidden>
+      <div class="card-head"><h2>Failed documents</h2><span class="hint">every failed document with its reason</span>
+        <div class="segmented" id="fail-reasons" data-testid="fail-reasons" style="margin-left:auto"></div>
+        <button class="btn btn-sm" id="btn-retry-reason" data-testid="retry-reason" style="display:none">Retry these</button></div>
       <div style="margin-top:12px" id="failures"></div>
     </div>
     <div class="card flush" data-testid="entity-browser">
@@ -109,7 +111,7 @@ export async function viewJob(id) {
     try { await api(`/jobs/${id}/cancel`, { method: "POST" }); toast("Cancellation requested"); refresh(); } catch (e) { toast(e.message, true); }
   });
   document.getElementById("btn-retry").addEventListener("click", async () => {
-    try { const r = await api(`/jobs/${id}/retry`, { method: "POST" }); toast(`Re-queued ${num(r.retried ?? r.requeued ?? r.count ?? 0)} failed documents`); refresh(); } catch (e) { toast(e.message, true); }
+    try { const r = await api(`/jobs/${id}/retry`, { method: "POST" }); toast(`Re-queued ${num(r.retried ?? r.requeued ?? r.count ?? 0)} failed documents`); refresh(); poll(refresh); } catch (e) { toast(e.message, true); }
   });
 
   const rerunForm = document.getElementById("rerun-form");
@@ -240,24 +242,53 @@ export async function viewJob(id) {
       stat("Chars / s", `${rate(j.chars_per_second)}<small>字/s</small>`),
       stat(live ? "ETA" : "Took", live ? duration(j.eta_seconds) : duration(elapsed(j))),
     ].join("");
-    const fails = j.failures || [];
     const card = document.getElementById("failures-card");
-    card.hidden = !fails.length && !j.failed;
-    document.getElementById("failures").innerHTML = failuresTable(fails, j);
+    card.hidden = !j.failed;
+    // The list is re-read only when the number of failed documents changes.
+    if (j.failed && j.failed !== fail.seen) { fail.seen = j.failed; loadFailures(true).catch((e) => toast(e.message, true)); }
   }
 
-  function failuresTable(fails, j) {
-    if (!fails.length) return `<div class="empty small">${num(j.failed)} failed documents.</div>`;
-    // failures is either a reason -> count summary or a list of per-document rows.
-    if (!Array.isArray(fails)) {
-      return `<table class="failures"><thead><tr><th>Reason</th><th class="num">Documents</th></tr></thead><tbody>
-        ${Object.entries(fails).map(([r, n]) => `<tr><td class="reason"><span class="badge failed">${esc(r)}</span></td><td class="num">${num(n)}</td></tr>`).join("")}</tbody></table>`;
-    }
-    return `<table class="failures"><thead><tr><th>Document</th><th>Reason</th><th>Message</th></tr></thead><tbody>
-      ${fails.map((f) => `<tr><td><a href="#/jobs/${esc(id)}/docs/${encodeURIComponent(f.doc_id ?? f.ext_id ?? "")}">${esc(f.doc_id ?? f.ext_id ?? "—")}</a></td>
-        <td class="reason"><span class="badge failed">${esc(f.reason || "error")}</span></td><td class="msg">${esc(f.error || f.message || f.last_error || "")}</td></tr>`).join("")}
-    </tbody></table>`;
+  // Failed documents: counts per reason (a filter), the documents page by page, retry by reason.
+  const fail = { seen: 0, reason: "", cursor: null, rows: [], seq: 0 };
+  // Bad input is not retried (a retry cannot change it); these reasons can be.
+  const RETRYABLE = new Set(["error", "poison", "timeout"]);
+  async function loadFailures(reset) {
+    const seq = ++fail.seq;
+    if (reset) { fail.cursor = null; fail.rows = []; }
+    const q = new URLSearchParams({ limit: "25" });
+    if (fail.reason) q.set("reason", fail.reason);
+    if (fail.cursor) q.set("cursor", fail.cursor);
+    const page = await api(`/jobs/${id}/failures?${q}`);
+    if (token !== routeToken || seq !== fail.seq) return;
+    fail.rows.push(...page.items);
+    fail.cursor = page.next_cursor || null;
+    const total = Object.values(page.by_reason).reduce((a, b) => a + b, 0);
+    document.getElementById("fail-reasons").innerHTML = [["", total], ...Object.entries(page.by_reason)].map(([r, n]) =>
+      `<button type="button" data-reason="${esc(r)}" class="${r === fail.reason ? "on" : ""}" data-testid="fail-reason">${esc(r || "all")} ${num(n)}</button>`).join("");
+    const retry = document.getElementById("btn-retry-reason");
+    retry.style.display = RETRYABLE.has(fail.reason) ? "" : "none";  // .btn sets display: [hidden] alone loses
+    retry.textContent = `Retry the ${fail.reason} ones`;
+    const el = document.getElementById("failures");
+    el.innerHTML = `<table class="failures"><thead><tr><th>Document</th><th class="num">Line</th><th>Reason</th><th>Message</th><th class="num">Attempts</th></tr></thead><tbody>
+      ${fail.rows.map((f) => `<tr data-testid="failure-row"><td><a href="#/jobs/${esc(id)}/docs/${encodeURIComponent(f.doc_id)}">${esc(f.doc_id)}</a></td>
+        <td class="num">${f.line ?? "—"}</td><td class="reason"><span class="badge failed">${esc(f.reason || "error")}</span></td>
+        <td class="msg">${esc(f.error || "")}</td><td class="num">${num(f.attempts)}</td></tr>`).join("")}
+      </tbody></table>${fail.cursor ? `<div class="table-foot"><button class="btn btn-sm" id="fails-more" data-testid="failures-more">Load more</button></div>` : ""}`;
+    const more = document.getElementById("fails-more");
+    if (more) more.addEventListener("click", () => loadFailures(false));
   }
+  document.getElementById("fail-reasons").addEventListener("click", (ev) => {
+    const b = ev.target.closest("button"); if (!b) return;
+    fail.reason = b.dataset.reason;
+    loadFailures(true).catch((e) => toast(e.message, true));
+  });
+  document.getElementById("btn-retry-reason").addEventListener("click", async () => {
+    try {
+      const r = await api(`/jobs/${id}/retry?reason=${encodeURIComponent(fail.reason)}`, { method: "POST" });
+      toast(`Re-queued ${num(r.requeued ?? 0)} documents that failed with ${fail.reason}`);
+      fail.seen = 0; refresh(); poll(refresh);  // the job runs again: follow it
+    } catch (e) { toast(e.message, true); }
+  });
 
   await refresh().catch((e) => toast(e.message, true));
   loadEntities(true).catch((e) => toast(e.message, true));
