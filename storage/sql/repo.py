@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, func, insert, literal, null, or_, select, update
+from sqlalchemy import Connection, and_, case, delete, exists, func, insert, literal, null, or_, select, update
 
 from storage.sql.db import Database
 from storage.core.domain import (
@@ -398,8 +398,18 @@ def dispatchable_jobs(db: Database, *, model: str | None = None) -> list[ShareEn
                 for i, m, h, p, v, q in conn.execute(stmt)]
 
 
+#: States of an earlier copy of a text whose outcome a twin waits for (incremental jobs).
+_IN_FLIGHT = (D.PENDING, D.QUEUED, D.PROCESSING)
+
+
 def next_pending(db: Database, job_id: str, *, limit: int) -> list[tuple[int, int]]:
-    """Up to ``limit`` pending documents of a job as ``(id, n_chars)``, in corpus order."""
+    """Up to ``limit`` pending documents of a job as ``(id, n_chars)``, in corpus order.
+
+    In an incremental job a document whose text an earlier document of the job holds, still
+    pending or running, is not handed out: that one's entities are copied to it when it is done
+    (:func:`save_outcomes`), so a text repeated within one corpus is tagged once. If the earlier
+    one fails or is cancelled, the twin is handed out itself.
+    """
     with db.read() as conn:
         stmt = (
             select(document.c.id, document.c.n_chars)
@@ -407,6 +417,11 @@ def next_pending(db: Database, job_id: str, *, limit: int) -> list[tuple[int, in
             .order_by(document.c.id)
             .limit(limit)
         )
+        if conn.execute(select(job.c.incremental).where(job.c.id == job_id)).scalar():
+            first = document.alias("first")
+            stmt = stmt.where(~exists().where(
+                first.c.job_id == job_id, first.c.text_hash == document.c.text_hash, first.c.id < document.c.id,
+                first.c.status.in_(_IN_FLIGHT)))
         return [(int(i), int(n)) for i, n in conn.execute(stmt)]
 
 
@@ -670,8 +685,49 @@ def save_outcomes(db: Database, *, job_id: str, lease_token: str, outcomes: Sequ
                  "label": e.label, "text": e.text, "score": float(e.score), "source": e.source}
                 for e in out.entities
             ], ["document_id", "start", "end", "label"])
-        _bump(conn, job_id, done=done, failed=failed, cancelled=cancelled, chars_done=chars)
+        twins = twin_chars = 0
+        finished = [out.document_id for out in outcomes if out.error is None and not out.cancelled]
+        if finished and conn.execute(select(job.c.incremental).where(job.c.id == job_id)).scalar():
+            twins, twin_chars = _finish_twins(conn, job_id, finished, recipe, now)
+        _bump(conn, job_id, done=done + twins, failed=failed, cancelled=cancelled, chars_done=chars + twin_chars)
     return {"done": done, "failed": failed, "fenced": fenced, "cancelled": cancelled}
+
+
+def _finish_twins(conn: Connection, job_id: str, finished: Sequence[int], recipe: str | None,
+                  now: float) -> tuple[int, int]:
+    """Copy the entities of ``finished`` (documents this transaction made done) to the pending
+    documents of the same incremental job holding the same text, which end ``done`` / ``reused``
+    (a text repeated within one corpus is tagged once). Returns ``(documents, chars)``."""
+    source = document.alias("source")
+    # One donor per text (the lowest id), so each twin joins exactly one donor's entities.
+    donors = sorted(int(r[0]) for r in conn.execute(
+        select(func.min(source.c.id)).where(source.c.id.in_(list(finished)), source.c.status == D.DONE,
+                                            source.c.text_hash.is_not(None))
+        .group_by(source.c.text_hash)))
+    if not donors:
+        return 0, 0
+    pairs = [(int(r.id), int(r.n_chars)) for r in conn.execute(
+        select(document.c.id, document.c.n_chars)
+        .join(source, and_(source.c.text_hash == document.c.text_hash, source.c.id.in_(donors)))
+        .where(document.c.job_id == job_id, document.c.status == D.PENDING))]
+    if not pairs:
+        return 0, 0
+    ids = [p[0] for p in pairs]
+    done = int(conn.execute(update(document).where(document.c.id.in_(ids), document.c.status == D.PENDING)
+                            .values(status=D.DONE, reason=Reason.REUSED, recipe=recipe, updated_at=now)).rowcount or 0)
+    if done != len(ids):
+        raise InvalidTransition(f"job {job_id}: {len(ids) - done} twin documents changed state while being filled")
+    new = document.alias("new")
+    conn.execute(insert(entity).from_select(
+        ["job_id", "document_id", "start", "end", "label", "text", "score", "source"],
+        select(literal(job_id), new.c.id, entity.c.start, entity.c.end, entity.c.label, entity.c.text,
+               entity.c.score, entity.c.source)
+        .select_from(entity.join(source, source.c.id == entity.c.document_id)
+                     .join(new, new.c.text_hash == source.c.text_hash))
+        .where(new.c.id.in_(ids), source.c.id.in_(donors))
+        .order_by(new.c.id, entity.c.id)))
+    conn.execute(update(job).where(job.c.id == job_id).values(reused=job.c.reused + done))
+    return done, sum(p[1] for p in pairs)
 
 
 # ---------------------------------------------------------------------------------- reuse

@@ -115,6 +115,7 @@ document = Table(
     Index(None, "job_id", "status", "id"),
     Index(None, "status", "lease_expires_at"),
     Index(None, "recipe", "text_hash"),
+    Index(None, "job_id", "text_hash"),  # revision 0011: a text repeated within an incremental job
 )
 
 entity = Table(

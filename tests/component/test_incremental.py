@@ -65,3 +65,54 @@ def test_failed_documents_are_never_reused(settings: Settings) -> None:
     assert job_status(settings, first)["failed"] == 1
     again = submit_corpus(settings, docs, options=job_options(settings, incremental=True))
     assert again.reused == 1 and _pending(settings, again.job_id) == 1
+
+
+def test_a_text_repeated_within_one_incremental_corpus_is_tagged_once(settings: Settings) -> None:
+    from storage.sql import repo
+    from worker.batch import run_batch
+
+    db = get_database(settings)
+    twin = "张伟在北京见到王芳。"
+    docs = [{"id": "a1", "text": twin}, {"id": "b", "text": "上海的李娜今天去了杭州。"}, {"id": "a2", "text": twin},
+            {"id": "a3", "text": twin}, {"id": "c", "text": "深圳和广州都在下雨。"}]
+    job = submit_corpus(settings, docs, options=job_options(settings, incremental=True)).job_id
+    plain = submit_corpus(settings, docs, options=job_options(settings)).job_id
+    ids = {d: i for i, d in queries_ids(settings, job).items()}
+    # Only the first copy of the text is handed out; a plain job hands out every document
+    handed = [i for i, _ in repo.next_pending(db, job, limit=10)]
+    assert handed == [ids["a1"], ids["b"], ids["c"]]
+    assert len(repo.next_pending(db, plain, limit=10)) == 5
+    run_batch(settings, job_id=job, doc_ids=handed, topup=False)
+    # Then its copies are done, reused, with its entities; the job is finished with nothing tagged twice
+    st = job_status(settings, job)
+    assert (st["state"], st["done"], st["reused"], _pending(settings, job)) == ("succeeded", 5, 2, 0)
+    rows = _rows(settings, job)
+    assert rows["a2"] == rows["a3"] == rows["a1"] and rows["a1"]
+    work(settings, plain)
+    assert _rows(settings, plain) == rows  # the same rows as tagging every copy
+
+
+def test_when_the_first_copy_fails_the_next_one_is_tagged(settings: Settings) -> None:
+    from storage.sql import repo
+    from worker.batch import run_batch
+
+    db = get_database(settings)
+    docs = [{"id": "a1", "text": "[[RAISE]]同一段"}, {"id": "a2", "text": "[[RAISE]]同一段"},
+            {"id": "a3", "text": "[[RAISE]]同一段"}]
+    job = submit_corpus(settings, docs, options=job_options(settings, incremental=True)).job_id
+    ids = {d: i for i, d in queries_ids(settings, job).items()}
+    assert [i for i, _ in repo.next_pending(db, job, limit=10)] == [ids["a1"]]
+    for _ in range(5):  # attempts until it fails for good
+        run_batch(settings, job_id=job, doc_ids=[ids["a1"]], topup=False)
+    assert queries.count_by_status(db, job).get("failed") == 1
+    assert [i for i, _ in repo.next_pending(db, job, limit=10)] == [ids["a2"]]  # a failed copy is no donor
+
+
+def queries_ids(settings: Settings, job_id: str) -> dict[int, str]:
+    from sqlalchemy import select
+
+    from storage.sql.schema import document
+
+    with get_database(settings).read() as conn:
+        return {int(r.id): r.ext_id for r in conn.execute(select(document.c.id, document.c.ext_id)
+                                                          .where(document.c.job_id == job_id))}

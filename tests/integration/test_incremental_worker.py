@@ -42,3 +42,24 @@ def test_incremental_resubmit_tags_only_what_changed(tmp_path: Path, redis_serve
 
     assert rows(inc.job_id) == rows(fresh)
     assert any(rows(fresh)["added"])
+
+
+def test_texts_repeated_within_a_corpus_are_tagged_once_by_real_workers(tmp_path: Path, redis_server: RedisServer,
+                                                                        workers: WorkerPool) -> None:
+    docs = write_corpus(tmp_path / "corpus.jsonl", n=12, long_chars=2000)
+    # Every text three times over, interleaved, so copies land in the same and in other batches
+    corpus = [{"id": f"{d['id']}#{k}", "text": d["text"]} for k in range(3) for d in docs]
+    settings = Settings(data_dir=tmp_path / "data", redis_url=redis_server.url, model=str(DEFAULT_MODEL),
+                        queue=f"q-{uuid.uuid4().hex[:8]}", batch_docs=4)
+    workers.start(settings, timeout=120)
+    inc = submit_corpus(settings, corpus, options=job_options(settings, incremental=True)).job_id
+    status = wait_terminal(settings, inc, timeout=300)
+    assert (status["state"], status["done"], status["reused"]) == ("succeeded", len(corpus), 2 * len(docs))
+    fresh = submit_corpus(settings, corpus).job_id
+    assert wait_terminal(settings, fresh, timeout=300)["reused"] == 0
+
+    def rows(job: str) -> dict[str, list]:
+        return {r["doc_id"]: [(e["start"], e["end"], e["label"], e["text"]) for e in r["entities"]]
+                for r in export_entities(settings, job)}
+
+    assert rows(inc) == rows(fresh)
