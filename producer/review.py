@@ -165,6 +165,6 @@ def sample(settings: Settings, job_id: str, *, n: int, by: Literal["uncertainty"
                       for row, doc_id, k in diff.disagreements(db, job_id, against)
                       if k > 0 and row in done and doc_id not in skip)
     else:
-        candidates = (((_tie(seed, c.doc_id),), Pick(c.row_id, c.doc_id, _tie(seed, c.doc_id)))
-                      for c in review.certainties(db, job_id) if c.doc_id not in skip)
+        candidates = (((key,), Pick(c.row_id, c.doc_id, key)) for c in review.certainties(db, job_id)
+                      if c.doc_id not in skip for key in (_tie(seed, c.doc_id),))
     return [pick for _, pick in heapq.nsmallest(n, candidates, key=lambda kp: kp[0])]

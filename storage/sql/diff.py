@@ -86,7 +86,8 @@ def check_comparable(db: Database, job_a: str, job_b: str) -> int:
             select(func.count()).select_from(da)
             .join(db_, and_(db_.c.job_id == job_b, db_.c.ext_id == da.c.ext_id, db_.c.text == da.c.text))
             .where(da.c.job_id == job_a)).scalar_one())
-    gold_a, gold_b = (gold_of(db, j) for j in (job_a, job_b))
+        gold = dict(conn.execute(select(job.c.id, job.c.gold_of).where(job.c.id.in_([job_a, job_b]))).all())
+    gold_a, gold_b = gold.get(job_a), gold.get(job_b)
     if gold_b is not None and same == n_b or gold_a is not None and same == n_a:
         # Corrections hold some of a corpus's documents (of their job, or of a rerun of it):
         # compared on those.
@@ -96,12 +97,6 @@ def check_comparable(db: Database, job_a: str, job_b: str) -> int:
             f"jobs {job_a} ({n_a} documents) and {job_b} ({n_b}) do not hold the same documents: {same} match by "
             "doc_id and text. diff compares the same corpus, e.g. a job and its rerun (`shiti rerun`)")
     return same
-
-
-def gold_of(db: Database, job_id: str) -> str | None:
-    """The job whose documents ``job_id`` corrects (None: a job a model tagged)."""
-    with db.read() as conn:
-        return conn.execute(select(job.c.gold_of).where(job.c.id == job_id)).scalar()
 
 
 def _count(by_label: dict[str, DiffCounts], label: str, key: str) -> None:

@@ -712,22 +712,34 @@ def _finish_twins(conn: Connection, job_id: str, finished: Sequence[int], recipe
         .where(document.c.job_id == job_id, document.c.status == D.PENDING))]
     if not pairs:
         return 0, 0
-    ids = [p[0] for p in pairs]
-    done = int(conn.execute(update(document).where(document.c.id.in_(ids), document.c.status == D.PENDING)
+    return _fill_reused(conn, job_id, [p[0] for p in pairs], donors, recipe, now), sum(p[1] for p in pairs)
+
+
+def _fill_reused(conn: Connection, job_id: str, ids: Sequence[int], donors: Sequence[int], recipe: str | None,
+                 now: float) -> int:
+    """Make the pending documents ``ids`` of ``job_id`` ``done`` / ``reused`` with a copy of the
+    entities of the one donor among ``donors`` holding the same text (the donors hold distinct
+    text hashes), in one INSERT ... SELECT, and count them in ``job.reused``; returns how many.
+
+    Raises:
+        InvalidTransition: one of ``ids`` was no longer pending.
+    """
+    done = int(conn.execute(update(document).where(document.c.id.in_(list(ids)), document.c.status == D.PENDING)
                             .values(status=D.DONE, reason=Reason.REUSED, recipe=recipe, updated_at=now)).rowcount or 0)
     if done != len(ids):
-        raise InvalidTransition(f"job {job_id}: {len(ids) - done} twin documents changed state while being filled")
-    new = document.alias("new")
+        raise InvalidTransition(f"job {job_id}: {len(ids) - done} documents changed state while being reused")
+    new, donor = document.alias("new"), document.alias("donor")
     conn.execute(insert(entity).from_select(
         ["job_id", "document_id", "start", "end", "label", "text", "score", "source"],
         select(literal(job_id), new.c.id, entity.c.start, entity.c.end, entity.c.label, entity.c.text,
                entity.c.score, entity.c.source)
-        .select_from(entity.join(source, source.c.id == entity.c.document_id)
-                     .join(new, new.c.text_hash == source.c.text_hash))
-        .where(new.c.id.in_(ids), source.c.id.in_(donors))
+        .select_from(entity.join(donor, donor.c.id == entity.c.document_id)
+                     .join(new, new.c.text_hash == donor.c.text_hash))
+        .where(new.c.id.in_(list(ids)), donor.c.id.in_(list(donors)))
         .order_by(new.c.id, entity.c.id)))
     conn.execute(update(job).where(job.c.id == job_id).values(reused=job.c.reused + done))
-    return done, sum(p[1] for p in pairs)
+    return done
+
 
 
 # ---------------------------------------------------------------------------------- reuse
@@ -762,27 +774,10 @@ def reuse_done(db: Database, job_id: str, recipe: str, *, page: int = 500) -> in
             pairs = [(d.id, donors[d.text_hash], d.n_chars) for d in docs if d.text_hash in donors]
             done = chars = 0
             if pairs:
-                ids = [p[0] for p in pairs]
                 # The job is not sealed yet, so no worker holds these documents: every one updates.
-                done = int(conn.execute(update(document).where(document.c.id.in_(ids), document.c.status == D.PENDING)
-                                        .values(status=D.DONE, reason=Reason.REUSED, recipe=recipe,
-                                                updated_at=time.time())).rowcount or 0)
-                if done != len(ids):
-                    raise InvalidTransition(f"job {job_id}: {len(ids) - done} documents changed state during reuse")
+                done = _fill_reused(conn, job_id, [p[0] for p in pairs], sorted({p[1] for p in pairs}), recipe,
+                                    time.time())
                 chars = sum(p[2] for p in pairs)
-                # One INSERT ... SELECT for the page: each reused document joins its one donor (the
-                # donors chosen above hold distinct text hashes).
-                new, donor = document.alias("new"), document.alias("donor")
-                conn.execute(insert(entity).from_select(
-                    ["job_id", "document_id", "start", "end", "label", "text", "score", "source"],
-                    select(literal(job_id), new.c.id, entity.c.start, entity.c.end, entity.c.label, entity.c.text,
-                           entity.c.score, entity.c.source)
-                    .select_from(entity.join(donor, donor.c.id == entity.c.document_id)
-                                 .join(new, new.c.text_hash == donor.c.text_hash))
-                    .where(new.c.id.in_(ids), donor.c.id.in_(sorted({p[1] for p in pairs})))
-                    .order_by(new.c.id, entity.c.id)))
-            if done:
-                conn.execute(update(job).where(job.c.id == job_id).values(reused=job.c.reused + done))
             _bump(conn, job_id, done=done, chars_done=chars)
             reused += done
 

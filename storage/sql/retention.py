@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from storage.core.domain import JOB_TERMINAL
 from storage.core.errors import InvalidTransition, NotFound
 from storage.sql.db import Database
+from storage.sql.queries import job_state
 from storage.sql.schema import document, entity, job, notification
 
 #: Documents (with their entities) deleted per transaction.
@@ -23,8 +24,7 @@ def purge_job(db: Database, job_id: str, *, batch: int = PURGE_BATCH) -> dict[st
     Raises:
         NotFound: no such job. InvalidTransition: it is not finished (cancel it first).
     """
-    with db.read() as conn:
-        state = conn.execute(select(job.c.status).where(job.c.id == job_id)).scalar()
+    state = job_state(db, job_id)
     if state is None:
         raise NotFound(f"no job {job_id}")
     if state not in JOB_TERMINAL:
