@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from producer import fields
 from producer.annotation import bio, doccano, label_studio
 from producer.annotation.offsets import CONVENTIONS
 from producer.annotation.spans import Correction, CorrectionError
@@ -83,6 +84,8 @@ def read_corrections(data: bytes, tool: str, labels: Sequence[str] | None, *, of
             items = json.loads(text)
         except json.JSONDecodeError as exc:
             raise PermanentError(f"the export is not JSON (line {exc.lineno}: {exc.msg})") from None
+        except RecursionError:
+            raise PermanentError("the export is nested too deeply to be a Label Studio export") from None
         for got in label_studio.read_export(items, labels, accept_predictions=accept_predictions,
                                             convention=offsets or DEFAULT_OFFSETS["label-studio"]):
             if isinstance(got, str):
@@ -90,16 +93,35 @@ def read_corrections(data: bytes, tool: str, labels: Sequence[str] | None, *, of
             else:
                 found.append(got)
     elif tool == "doccano":
-        found = list(doccano.read_export(text.splitlines(), labels,
-                                         convention=offsets or DEFAULT_OFFSETS["doccano"]))
+        try:
+            found = list(doccano.read_export(text.splitlines(), labels,
+                                             convention=offsets or DEFAULT_OFFSETS["doccano"]))
+        except RecursionError:
+            raise PermanentError("a line of the export is nested too deeply to be a doccano record") from None
     else:
         found = list(bio.read_conll(text.splitlines(), labels))
     if not found:
         raise PermanentError("the export holds no annotated task" + (
             f" ({len(skipped)} tasks nobody annotated; --accept-predictions takes their predictions as they are)"
             if skipped else ""))
+    for c in found:
+        _check_values(c)
     _no_duplicates(found)
     return found, skipped
+
+
+#: The longest corrected document read (as the longest document a job stores, SHITI_MAX_CHARS).
+_TEXT = fields.Field("its text", 5_000_000)
+_LABEL = fields.Field("a label", 20, single_line=True)
+
+
+def _check_values(c: Correction) -> None:
+    """Refuse what no document, id or label of shiti can hold (a NUL, a lone surrogate, too long),
+    before it reaches a file or the database."""
+    problem = _TEXT.problem(c.text) or (fields.DOC_ID.problem(c.doc_id) if c.doc_id is not None else None)
+    problem = problem or next((p for _, _, label in c.spans if (p := _LABEL.problem(label))), None)
+    if problem is not None:
+        raise CorrectionError(c.task, problem)
 
 
 def _no_duplicates(found: Sequence[Correction]) -> None:
@@ -187,6 +209,7 @@ def import_corrections(settings: Settings, data: bytes, *, tool: str, source_nam
     """
     if out is None and job_id is None:
         raise PermanentError("say where the corrections go: --out train.txt, --job JOB, or both")
+    fields.NAME.check(name)
     db = get_database(settings)
     job_model = queries.get_job(db, job_id)["model"] if job_id is not None else None
     info = resolve(settings, model or job_model)

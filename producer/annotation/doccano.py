@@ -22,7 +22,8 @@ def record(text: str, doc_id: str, entities: Sequence[Mapping[str, Any]], *, job
 
 
 def _span(name: str, text: str, start: Any, end: Any, label: Any, convention: Convention) -> Span:
-    if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)):
+    if not (isinstance(start, int) and isinstance(end, int) and isinstance(label, str)) or \
+            isinstance(start, bool) or isinstance(end, bool):
         raise CorrectionError(name, f"label [{start!r}, {end!r}, {label!r}] is not [start, end, TYPE]")
     try:
         return from_tool(text, start, convention), from_tool(text, end, convention), label
@@ -51,6 +52,8 @@ def read_export(lines: Iterable[str], labels: Sequence[str] | None, *,
         text = item["text"]
         raw: list[Span] = []
         if "entities" in item and "label" not in item:
+            if not isinstance(item["entities"] or [], list):
+                raise CorrectionError(name, "entities is not a list")
             for e in item["entities"] or []:
                 if not isinstance(e, dict):
                     raise CorrectionError(name, "an entity is not an object")
@@ -64,5 +67,7 @@ def read_export(lines: Iterable[str], labels: Sequence[str] | None, *,
                     raise CorrectionError(name, f"label {e!r} is not [start, end, TYPE]")
                 raw.append(_span(name, text, e[0], e[1], e[2], convention))
         doc_id = item.get("doc_id")
+        if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, str | int)):
+            raise CorrectionError(name, "its doc_id is not a string")
         yield Correction(task=name, text=text, spans=checked(name, text, raw, labels),
                          doc_id=None if doc_id is None else str(doc_id))

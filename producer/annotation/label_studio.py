@@ -56,7 +56,7 @@ def _regions(name: str, text: str, result: Any, convention: Convention) -> list[
             raise CorrectionError(name, "a region lacks value.start, value.end or value.labels "
                                         "(an export of another Label Studio version or config?)")
         start, end, labels = value["start"], value["end"], value["labels"]
-        if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool):
+        if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
             raise CorrectionError(name, f"region offsets {start!r}..{end!r} are not character positions")
         if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
             raise CorrectionError(name, f"region {start}..{end} has {labels!r}: one label per region")
@@ -95,18 +95,23 @@ def read_export(items: Any, labels: Sequence[str] | None, *, accept_predictions:
             if not isinstance(data, dict) or not isinstance(data.get(TO_NAME), str):
                 raise CorrectionError(name, "no data.text (a task of another labeling config?)")
             text, doc_id = data[TO_NAME], data.get("doc_id")
-            done = [a for a in item.get("annotations") or [] if isinstance(a, dict) and not a.get("was_cancelled")]
+            annotations, predictions = item.get("annotations") or [], item.get("predictions") or []
+            if not isinstance(annotations, list) or not isinstance(predictions, list):
+                raise CorrectionError(name, "its annotations and predictions must be lists")
+            done = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
             if done:
                 # The newest by its time stamp; among equals (or none), the last in the list.
                 _, newest = max(enumerate(done), key=lambda p: (str(p[1].get("updated_at") or p[1].get("created_at")
                                                                      or ""), p[0]))
                 result = newest.get("result")
-            elif accept_predictions and item.get("predictions"):
-                result = item["predictions"][-1].get("result") if isinstance(item["predictions"][-1], dict) else None
+            elif accept_predictions and predictions:
+                result = predictions[-1].get("result") if isinstance(predictions[-1], dict) else None
             else:
                 yield name
                 continue
         if not isinstance(text, str):
             raise CorrectionError(name, "its text is not a string")
+        if doc_id is not None and (isinstance(doc_id, bool) or not isinstance(doc_id, str | int)):
+            raise CorrectionError(name, "its doc_id is not a string")
         spans = checked(name, text, _regions(name, text, result, convention), labels)
         yield Correction(task=name, text=text, spans=spans, doc_id=None if doc_id is None else str(doc_id))

@@ -58,3 +58,46 @@ def test_a_bad_task_answers_422_with_its_id_and_stores_nothing(client: TestClien
     assert bad.status_code == 422
     bad = client.get(f"/jobs/{jid}/export", params={"format": "conll", "offsets": "utf16"})
     assert bad.status_code == 422 and "no offsets" in bad.json()["error"]["message"]
+
+
+def _post(client: TestClient, jid: str, body: str | bytes, tool: str = "label-studio"):  # type: ignore[no-untyped-def]
+    return client.post(f"/jobs/{jid}/corrections", params={"from": tool}, content=body,
+                       headers={"content-type": "application/json"})
+
+
+HOSTILE = [
+    # lone surrogates and NULs arrive as JSON escapes
+    ('[{"id": 1, "data": {"text": "\\ud800", "doc_id": "d00"}, "annotations": [{"result": []}]}]', "surrogate"),
+    ('[{"id": 1, "data": {"text": "x", "doc_id": "\\ud800"}, "annotations": [{"result": []}]}]', "surrogate"),
+    ('[{"id": 1, "data": {"text": "x", "doc_id": "a\\u0000b"}, "annotations": [{"result": []}]}]', "NUL"),
+    ('[{"id": 1, "data": {"text": "x\\u0000", "doc_id": "d00"}, "annotations": [{"result": []}]}]', "NUL"),
+    ('[{"id": 1, "data": {"text": "x", "doc_id": "' + "d" * 2000 + '"}, "annotations": [{"result": []}]}]',
+     "limit"),
+    ("[" * 100_000 + "]" * 100_000, "nested"),
+    ('[{"id": 1, "data": {"text": "x"}, "annotations": 5}]', "annotations"),
+    ('[{"id": 1, "data": {"text": "x"}, "predictions": {"a": 1}}]', "predictions"),
+    ('[{"id": 1, "data": {"text": "x"}, "annotations": [{"result": [{"type": "labels", "value": '
+     '{"start": true, "end": 1, "labels": ["PER"]}}]}]}]', "not character positions"),
+    ('[{"id": 1, "data": {"text": "x"}, "annotations": [{"result": [{"type": "labels", "value": '
+     '{"start": 0, "end": 99999999999999999999999, "labels": ["PER"]}}]}]}]', "outside the text"),
+    ('{"not": "a list"}', "JSON list"),
+]
+
+
+def test_hostile_corrections_get_a_clear_422_and_store_nothing(client: TestClient, settings: Settings) -> None:
+    jid = _job(client, settings)
+    before = len(client.get("/jobs").json()["items"])
+    for body, why in HOSTILE:
+        got = _post(client, jid, body)
+        assert got.status_code == 422, (body[:80], got.status_code, got.text[:300])
+        assert why in got.json()["error"]["message"], (body[:80], got.json())
+    doccano = ['{"text": "x", "entities": 5}', '{"text": "x", "label": [[true, 1, "PER"]]}',
+               '{"text": "x\\ud800", "label": []}', '{"text": "x", "label": [], "doc_id": {"a": 1}}']
+    for line in doccano:
+        got = _post(client, jid, line, tool="doccano")
+        assert got.status_code == 422, (line, got.status_code, got.text[:300])
+    conll = "-DOCSTART-\tbad\x00id\n张\tB-PER\n\n"
+    got = client.post(f"/jobs/{jid}/corrections", params={"from": "conll"}, content=conll.encode(),
+                      headers={"content-type": "text/plain"})
+    assert got.status_code == 422 and "NUL" in got.json()["error"]["message"]
+    assert len(client.get("/jobs").json()["items"]) == before  # no corrections job was made
