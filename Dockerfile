@@ -1,4 +1,11 @@
 # One image for every role (api, worker, dispatcher); the compose file picks the command.
+
+# The page's one library (Apache ECharts), from the lock file scripts/bootstrap.sh installs it with.
+FROM node:20-slim AS page-vendor
+WORKDIR /vendor
+COPY producer/static/vendor/package.json producer/static/vendor/package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund
+
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -16,6 +23,7 @@ COPY pyproject.toml README.m[d] ./
 COPY storage/ storage/
 COPY producer/ producer/
 COPY worker/ worker/
+COPY --from=page-vendor /vendor/node_modules/echarts/dist/echarts.min.js producer/static/vendor/echarts.min.js
 RUN pip install . && ! python -c "import torch" 2>/dev/null
 
 # The default model is baked into the image so a worker container is self-contained

@@ -17,6 +17,8 @@ if [ "$want_test" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; 
   [ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
   # `ip netns`: the multi-host test runs each host in its own network namespace.
   command -v ip >/dev/null 2>&1 || need+=(iproute2)
+  # npm: the page's charting library (below); the browser tests check its charts.
+  command -v npm >/dev/null 2>&1 || need+=(npm)
   if [ ${#need[@]} -gt 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}"
     apt-get update -qq
@@ -41,5 +43,18 @@ if [ "$want_test" = 1 ]; then
     python -m pip install -q --target .venv/modelscope-extra "datasets==4.8.4"
 else
   python -m pip install -q -e .
+fi
+# The page's charting library, Apache ECharts, pinned in producer/static/vendor/package-lock.json:
+# installed with npm beside the virtualenv, and only its one file copied where the page loads it.
+vendor=producer/static/vendor
+if ! cmp -s "$vendor/package-lock.json" .venv/page-vendor/package-lock.json 2>/dev/null || [ ! -s "$vendor/echarts.min.js" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    rm -rf .venv/page-vendor && mkdir -p .venv/page-vendor
+    cp "$vendor/package.json" "$vendor/package-lock.json" .venv/page-vendor/
+    npm ci --prefix .venv/page-vendor --omit=dev --no-audit --no-fund --loglevel=error >/dev/null
+    cp .venv/page-vendor/node_modules/echarts/dist/echarts.min.js "$vendor/echarts.min.js"
+  else
+    echo "bootstrap: no npm: the page's corpus view shows lists instead of charts"
+  fi
 fi
 echo "bootstrap: ready ($(python -c 'import onnxruntime as o; print("onnxruntime", o.__version__)'))"

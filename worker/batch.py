@@ -10,9 +10,10 @@ import logging
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from storage.sql import repo
+from storage.sql import groups, queries, repo
 from storage.sql.db import Database, get_database
 from storage.broker.dispatch import dispatch
+from storage.core.domain import JOB_TERMINAL
 from storage.core.fold import fold_id
 from storage.core.recipe import recipe
 from storage.core.settings import Settings
@@ -99,7 +100,19 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
             break
     if topup:
         _topup(settings, db)
+    if stats["done"] or stats["failed"] or stats.get("cancelled"):
+        _group_if_finished(db, job_id)
     return stats
+
+
+def _group_if_finished(db: Database, job_id: str) -> None:
+    """Build the corpus view of a job this batch's save finished (storage/sql/groups.py), here,
+    once, so a read of a large job finds it ready. A failure only costs the first read the build."""
+    try:
+        if queries.job_state(db, job_id) in JOB_TERMINAL:
+            groups.ensure(db, job_id)
+    except Exception:
+        log.exception("job %s: its corpus view is built on the first read instead", job_id)
 
 
 def _folds(job_id: str, recorded: str | None) -> bool:

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.staticfiles import StaticFiles
 
-from producer.api import dicts, entities, jobs, ops, review
+from producer.api import dicts, entities, jobs, ops, overview, review
 from producer.api import errors as api_errors
 from producer.api.auth import Auth, security_headers
 from producer.api.deps import ApiState
@@ -57,7 +57,8 @@ def create_app(settings: Settings, *, extract_timeout: float = DEFAULT_EXTRACT_T
         return response
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for router in (ops.router, jobs.router, entities.router, dicts.router, review.router):
+    for router in (ops.router, jobs.router, entities.router, overview.router, dicts.router,
+                   review.router):
         app.include_router(router)
     return app
 

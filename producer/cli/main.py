@@ -5,10 +5,8 @@ User errors print one line (``error: ...``) and exit 1; unknown ids exit 2.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import json
-import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -62,6 +60,7 @@ LAZY_COMMANDS = {
     "dict": "producer.cli.dicts:dict_group",
     "sample": "producer.cli.review:sample",
     "data": "producer.cli.review:data_group",
+    "cooccur": "producer.cli.overview:cooccur",
 }
 
 
@@ -224,13 +223,18 @@ def jobs(state: str | None, limit: int, as_json: bool, settings: Settings) -> No
 @click.option("--min-score", type=click.FloatRange(0, 1), help="Only entities scored at least this (0..1).")
 @click.option("--limit", default=50, show_default=True)
 @click.option("--top", type=int, help="Most frequent entity strings per type instead.")
+@click.option("--group", is_flag=True, help="Canonical entities instead (spellings folded, dictionary aliases "
+                                            "merged), most documents first, with mention counts and forms.")
+@click.option("--mentioning", metavar="NAME", help="The documents mentioning NAME or any spelling or alias of it "
+                                                   "instead, each once with its mentions.")
 @click.option("--format", "fmt", type=click.Choice(["table", "jsonl", "csv"]), default="table")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @with_settings
 def entities(job_id: str | None, job_opt: str | None, label: str | None, text: str | None, doc: str | None,
-             min_score: float | None, limit: int, top: int | None, fmt: str, as_json: bool,
-             settings: Settings) -> None:
+             min_score: float | None, limit: int, top: int | None, group: bool, mentioning: str | None, fmt: str,
+             as_json: bool, settings: Settings) -> None:
     """Entities of a job, from SQL."""
+    from producer.cli.overview import emit, print_groups, print_mentioning
     from producer.service import find_entities, top_entities
 
     job_id = job_id or job_opt
@@ -240,6 +244,14 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
     # The same checks as the API's filters: NUL, a lone surrogate or an overlong value is a clear error.
     label = fields.filter_value("type", label.upper() if label else None)
     text, doc = fields.filter_value("text", text), fields.filter_value("doc", doc)
+    if group or mentioning is not None:
+        if group and mentioning is not None:
+            raise click.UsageError("--group or --mentioning, not both")
+        if mentioning is not None:
+            name = fields.filter_value("mentioning", mentioning)
+            assert name is not None
+            return print_mentioning(settings, job_id, name, label=label, limit=limit, fmt=fmt)
+        return print_groups(settings, job_id, label=label, limit=limit, fmt=fmt)
     # Printed as plain mappings: the columns differ between the two listings.
     rows: list[Mapping[str, Any]]
     if top:
@@ -257,16 +269,8 @@ def entities(job_id: str | None, job_opt: str | None, label: str | None, text: s
                 break
         rows = list(found)
         cols = ["doc_id", "start", "end", "label", "text", "score", "source"]
-    if fmt == "jsonl":
-        for r in rows:
-            click.echo(json.dumps(r, ensure_ascii=False))
-    elif fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
-    else:
-        for r in rows:
-            click.echo("  ".join(f"{r[c]:.3f}" if c == "score" else str(r[c]) for c in cols))
+    flat = rows if fmt == "csv" else [{**r, "score": f"{r['score']:.3f}"} if "score" in r else r for r in rows]
+    emit(rows, flat, cols, fmt)
 
 
 @cli.command()

@@ -125,6 +125,83 @@ class EntityPage(TypedDict):
     next_cursor: str | None
 
 
+class FormView(TypedDict):
+    """One surface text of a canonical entity and how often it is mentioned."""
+
+    text: str
+    mentions: int
+
+
+class GroupView(TypedDict):
+    """A canonical entity of a job (storage/core/canon.py): its rank (1 = in the most documents),
+    type, display name (the dictionary entry's text, else the commonest form), canonical form,
+    mention and document counts, and every surface form."""
+
+    rank: int
+    label: str
+    name: str
+    canon: str
+    mentions: int
+    documents: int
+    forms: list[FormView]
+
+
+class ViewMeta(TypedDict):
+    """What a corpus view covers: ``complete`` when the job is finished and the view is its whole
+    content; else it was grouped at ``grouped_at`` over ``documents`` done documents."""
+
+    complete: bool
+    grouped_at: str | None
+    documents: int
+
+
+class GroupPage(ViewMeta):
+    items: list[GroupView]
+    next_cursor: str | None
+
+
+class PairEnd(TypedDict):
+    rank: int
+    label: str
+    name: str
+    documents: int
+
+
+class PairView(TypedDict):
+    """Two canonical entities mentioned in the same documents: how many, and Jaccard (documents
+    together / documents mentioning either)."""
+
+    a: PairEnd
+    b: PairEnd
+    documents: int
+    jaccard: float
+
+
+class PairPage(ViewMeta):
+    items: list[PairView]
+
+
+class MentionSpan(TypedDict):
+    start: int
+    end: int
+    text: str
+
+
+class MentioningDocument(TypedDict):
+    """A document mentioning a canonical entity, with every mention of it (code-point offsets)."""
+
+    doc_id: str
+    mentions: list[MentionSpan]
+    snippet: str  # the text around the first mention
+    snippet_start: int  # where the snippet starts in the document
+
+
+class MentionPage(ViewMeta):
+    group: GroupView
+    items: list[MentioningDocument]
+    next_cursor: str | None
+
+
 class TopEntity(TypedDict):
     label: str
     text: str

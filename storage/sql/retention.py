@@ -1,4 +1,4 @@
-"""Retention: a finished job's documents, entities, notifications and row deleted in bounded
+"""Retention: a finished job's documents, entities, corpus view, notifications and row deleted in bounded
 batches, each its own short transaction, so workers writing other jobs never wait long on a lock
 and an overnight deployment does not grow for ever (``shiti purge``)."""
 
@@ -8,6 +8,7 @@ from sqlalchemy import delete, select
 
 from storage.core.domain import JOB_TERMINAL
 from storage.core.errors import InvalidTransition, NotFound
+from storage.sql import groups
 from storage.sql.db import Database
 from storage.sql.queries import job_state
 from storage.sql.schema import document, entity, job, notification
@@ -39,6 +40,7 @@ def purge_job(db: Database, job_id: str, *, batch: int = PURGE_BATCH) -> dict[st
             ents += int(conn.execute(delete(entity).where(entity.c.document_id.in_(ids))).rowcount or 0)
             docs += int(conn.execute(delete(document).where(document.c.id.in_(ids))).rowcount or 0)
     with db.write() as conn:
+        groups.drop(conn, job_id)
         conn.execute(delete(notification).where(notification.c.job_id == job_id))
         conn.execute(delete(job).where(job.c.id == job_id))
     return {"job_id": job_id, "documents": docs, "entities": ents}

@@ -1,4 +1,5 @@
-"""SQLAlchemy 2.x tables: job, document, entity, dictionary, api_key, notification. Changes go with an Alembic revision
+"""SQLAlchemy 2.x tables: job, document, entity, the corpus views' entity_group, entity_surface and
+entity_pair, dictionary, api_key, notification. Changes go with an Alembic revision
 (``storage/sql/migrations/versions``).
 
 Timestamps are epoch seconds (float): portable across SQLite and PostgreSQL and trivially
@@ -82,6 +83,10 @@ job = Table(
     # job a model tagged.
     Column("gold_of", String(32)),
     Column("gold_source", Text),
+    # The corpus view (revision 0012; storage/sql/groups.py): when its canonical entities were last
+    # grouped and how many done documents that covered (current while both still hold).
+    Column("grouped_at", Float),
+    Column("grouped_done", Integer),
     Index(None, "status", "seq"),
     Index(None, "gold_of"),
     Index(None, "owner", "seq"),
@@ -137,6 +142,52 @@ entity = Table(
     # also serves top_entities' GROUP BY.
     Index(None, "job_id", "label", "text", "id"),
     Index(None, "job_id", "text", "id"),
+)
+
+# The corpus view of a job (storage/sql/groups.py), rebuilt from its entities as a whole: one row per
+# canonical entity (type + canonical form, storage/core/canon.py), numbered by rank (most documents
+# first), so a listing page is one index range.
+entity_group = Table(
+    "entity_group",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("rank", Integer, primary_key=True),  # 1 = in the most documents
+    Column("label", String(20), nullable=False),
+    Column("canon", Text, nullable=False),
+    Column("name", Text, nullable=False),  # the dictionary entry's text, else the commonest form
+    Column("mentions", Integer, nullable=False),
+    Column("documents", Integer, nullable=False),
+    Column("forms", Integer, nullable=False),  # distinct surface texts
+    Index(None, "job_id", "label", "rank"),
+    Index(None, "job_id", "canon"),
+)
+
+# Every surface text of a job's entities and the group it belongs to: how "documents mentioning X
+# or its aliases" finds the texts to look up in ``entity``.
+entity_surface = Table(
+    "entity_surface",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("label", String(20), primary_key=True),
+    Column("text", Text, primary_key=True),
+    Column("rank", Integer, nullable=False),
+    Column("mentions", Integer, nullable=False),
+    Column("documents", Integer, nullable=False),
+    Index(None, "job_id", "rank"),
+)
+
+# Pairs of a job's top groups mentioned in the same documents (a < b, by rank).
+entity_pair = Table(
+    "entity_pair",
+    metadata,
+    Column("job_id", String(32), primary_key=True),
+    Column("a", Integer, primary_key=True),
+    Column("b", Integer, primary_key=True),
+    Column("documents", Integer, nullable=False),  # documents mentioning both
+    Column("jaccard", Float, nullable=False),  # documents / documents mentioning either
+    Index(None, "job_id", "documents"),
+    Index(None, "job_id", "jaccard"),
+    Index(None, "job_id", "b"),
 )
 
 # A user dictionary, one row per version (storage/core/lexicon.py). ``content`` is canonical, so

@@ -37,6 +37,9 @@ DECISIONS: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/jobs/{job_id}/throughput"): ("read", True),
     ("GET", "/jobs/{job_id}/entities"): ("read", True),
     ("GET", "/jobs/{job_id}/entities/top"): ("read", True),
+    ("GET", "/jobs/{job_id}/groups"): ("read", True),
+    ("GET", "/jobs/{job_id}/cooccur"): ("read", True),
+    ("GET", "/jobs/{job_id}/mentions"): ("read", True),
     ("GET", "/jobs/{job_id}/documents/{doc_id}"): ("read", True),
     ("GET", "/jobs/{job_id}/export"): ("read", True),
     ("POST", "/jobs/{job_id}/cancel"): ("submit", True),
@@ -93,6 +96,11 @@ def _call(client: TestClient, method: str, path: str, settings: Settings, owner:
     else:
         job = submit_corpus(settings, [{"id": "d1", "text": text}], owner=owner).job_id
     url = path.replace("{job_id}", job).replace("{doc_id}", "d1").replace("{other_id}", job)
+    if path.endswith("/mentions"):
+        from producer.service import wait_job
+
+        wait_job(settings, job, timeout=30, poll=0.05)  # 北京 is mentioned once the job is tagged
+        return client.get(url, params={"name": "北京"}, headers=headers)
     if method == "GET":
         return client.get(url, headers=headers)
     if method == "DELETE":

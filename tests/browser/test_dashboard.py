@@ -311,3 +311,46 @@ def test_failed_documents_are_listed_by_reason_and_retried_by_reason(served: tup
         expect(page.get_by_text("Re-queued 2 documents that failed with error")).to_be_visible()
         expect(page.get_by_test_id("job-state")).to_have_text("partially failed", timeout=60_000)
         assert errors == [], errors
+
+
+def test_corpus_view_draws_the_top_entities_and_pairs_and_finds_documents(served: tuple[str, Settings]) -> None:
+    from playwright.sync_api import expect
+
+    from producer.service import submit_corpus, wait_job
+    from storage.sql import groups
+    from storage.sql.db import get_database
+
+    base, settings = served
+    # Given a finished job whose documents mention names together, one of them in Traditional script
+    docs = [{"id": f"d{i}", "text": f"张伟和王芳在北京见面，随后去了{org}。"}
+            for i, org in enumerate(["清华大学", "北京大学", "新华社", "清华大学"])]
+    docs.append({"id": "trad", "text": "張偉在上海。"})
+    job = submit_corpus(settings, docs, name="glance").job_id
+    wait_job(settings, job, timeout=60, poll=0.1)
+    db = get_database(settings)
+    with _page(viewport={"width": 1400, "height": 1300}) as (page, errors):
+        page.goto(f"{base}/#/jobs/{job}")
+        page.get_by_test_id("corpus-link").click()
+        expect(page.get_by_test_id("corpus-meta")).to_contain_text("all 5 done documents")
+        expect(page.get_by_test_id("top-chart")).to_have_count(3)
+        # Then each type's bar chart (ECharts) holds the API's top groups of that type, in rank order
+        page.wait_for_function("() => window.echarts && document.querySelectorAll('[data-testid=top-chart] canvas').length === 3")
+        drawn = page.evaluate("""() => Object.fromEntries([...document.querySelectorAll('[data-testid=top-chart]')].map(
+            (el) => [el.dataset.label, echarts.getInstanceByDom(el).getOption().series[0].data]))""")
+        for label in ENTITY_TYPES:
+            want = [g["documents"] for g in groups.group_page(db, job, label=label, limit=12)]
+            assert drawn[label] == want, (label, drawn[label], want)
+        # And the co-occurrence graph has one edge per pair the API lists
+        page.wait_for_function("() => { const el = document.querySelector('[data-testid=pair-graph]');"
+                               " return el && echarts.getInstanceByDom(el); }")
+        links = page.evaluate("() => echarts.getInstanceByDom(document.querySelector('[data-testid=pair-graph]'))"
+                              ".getOption().series[0].links.length")
+        assert links == len(groups.pairs(db, job, limit=60)) > 0
+        # When a name is looked up by its Traditional spelling, Then its documents are listed once each
+        page.get_by_test_id("corpus-name").fill("張偉")
+        page.get_by_test_id("corpus-find").click()
+        expect(page.get_by_test_id("mention-doc")).to_have_count(5)
+        expect(page.get_by_test_id("mention-forms")).to_contain_text("張偉")
+        page.get_by_test_id("mention-doc").first.locator("a").click()
+        expect(page).to_have_url(f"{base}/#/jobs/{job}/docs/d0")
+        assert errors == [], errors

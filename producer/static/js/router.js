@@ -1,5 +1,6 @@
 /* Hash routes to views. */
 import { newView } from "./page.js";
+import { viewCorpus } from "./views/corpus.js";
 import { viewDiff } from "./views/diff.js";
 import { viewDoc } from "./views/doc.js";
 import { viewJob } from "./views/job.js";
@@ -16,6 +17,7 @@ export function route() {
   if (parts[0] === "try") return viewTry();
   if (parts[0] === "jobs" && parts[1] && parts[2] === "docs" && parts[3] != null) return viewDoc(parts[1], parts.slice(3).join("/"));
   if (parts[0] === "jobs" && parts[1] && parts[2] === "diff" && parts[3]) return viewDiff(parts[1], parts[3]);
+  if (parts[0] === "jobs" && parts[1] && parts[2] === "corpus") return viewCorpus(parts[1]);
   if (parts[0] === "jobs" && parts[1]) return viewJob(parts[1]);
   return viewJobs();
 }

@@ -44,6 +44,7 @@ export async function viewJob(id) {
         <button class="btn" id="btn-pause" data-testid="pause">Pause</button>
         <button class="btn btn-danger" id="btn-cancel" data-testid="cancel">Cancel</button>
         <button class="btn" id="btn-retry" data-testid="retry">Retry failed</button>
+        <a class="btn" href="#/jobs/${esc(id)}/corpus" data-testid="corpus-link">Entities at a glance</a>
         <button class="btn" id="btn-export" data-testid="export">Export JSONL</button>
       </div>
     </div>
