@@ -148,7 +148,7 @@ def queries(db: Any, job_id: str) -> list[tuple[str, float]]:
     from storage.sql.schema import entity, entity_surface
 
     top = groups.group_page(db, job_id, limit=1)[0]
-    multi = next(g for g in groups.group_page(db, job_id, limit=1000) if len(g["forms"]) > 1)
+    multi = next((g for g in groups.group_page(db, job_id, limit=1000) if len(g["forms"]) > 1), top)
     back = {chr(s): chr(t) for t, s in _table()[0].items()}
     trad = "".join(back.get(c, c) for c in multi["name"])
     with db.read() as conn:

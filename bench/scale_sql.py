@@ -14,6 +14,14 @@ For each database:
    secondary indexes built after the load): ``find_entities`` page latency by type, by text
    (frequent and rare), type+text and document, first page and following pages through the
    keyset cursor (goal < 100 ms per page). ``--explain`` prints the query plans.
+5. **export**: ``shiti export JOB`` as a subprocess for ``--export-seconds``: entities/s streamed
+   (goal >= 100k/s) and its RSS sampled along the way (goal: flat).
+6. **corpus view**: ``groups.build`` over the job's entities and the view's queries
+   (``bench/corpus_view.py``), its counts checked against a direct count.
+7. **incremental look-up**: the job's documents made ``done`` with a recipe, then
+   ``--incremental-docs`` of the same texts stored as a new incremental job: the donor look-up
+   alone (``repo.find_donors``, goal >= 100k docs/s) and ``repo.reuse_done`` end to end (look-up
+   plus the copy of each reused document's entities).
 
 Usage: ``python bench/scale_sql.py [--docs 1000000] [--entities 10000000] [--db sqlite,postgres]``
 """
@@ -33,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, base_parser, cpu_note, embedded_redis, median, msra_sentences, table
+from _common import REPO, base_parser, cpu_note, embedded_redis, median, msra_sentences, rss_kib, table
 
 PAGE = 100
 
@@ -293,6 +301,89 @@ def print_plan(settings: Any, job_id: str, flt: dict[str, str]) -> None:
     print(f"  plan [{db.dialect}] {flt or 'no filter'}:\n    " + "\n    ".join(plan))
 
 
+def export_rate(env: dict[str, str], job_id: str, *, seconds: float) -> dict[str, Any]:
+    """``shiti export JOB`` for ``seconds``: documents and entities/s read from its stdout, and
+    its RSS (MiB) sampled every 2 s."""
+    proc = subprocess.Popen([sys.executable, "-m", "producer.cli.main", "export", job_id], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    docs = ents = 0
+    rss: list[float] = []
+    t0 = time.perf_counter()
+    next_sample = t0 + 2
+    for line in proc.stdout:
+        docs += 1
+        ents += line.count(b'"label"')
+        now = time.perf_counter()
+        if now >= next_sample:
+            rss.append(rss_kib(proc.pid) / 1024)
+            next_sample = now + 2
+        if now - t0 >= seconds:
+            break
+    wall = time.perf_counter() - t0
+    proc.kill()
+    proc.wait()
+    return {"docs": docs, "entities": ents, "wall": wall, "entities_per_s": ents / wall, "rss_mib": rss}
+
+
+def incremental_lookup(settings: Any, db: Any, job_id: str, corpus: Path, n: int) -> dict[str, Any]:
+    """The first job done with a recipe; ``n`` of its texts stored again as an incremental job;
+    the donor look-up timed alone, then reuse end to end."""
+    from sqlalchemy import select, update
+
+    from producer.corpus import read_corpus
+    from producer.service import document_row, job_options, job_recipe
+    from storage.sql import repo
+    from storage.sql.schema import document
+
+    options = job_options(settings, incremental=True)
+    recipe = job_recipe(settings, options)
+    t0 = time.perf_counter()
+    with db.write() as conn:
+        conn.execute(update(document).where(document.c.job_id == job_id)
+                     .values(status="done", recipe=recipe, lease_token=None, lease_expires_at=None))
+    mark_s = time.perf_counter() - t0
+    new_job, _ = repo.create_job(db, name="incremental bench", model=options.model, model_hash=options.model_hash,
+                                 incremental=True)
+    chunk: list[dict[str, Any]] = []
+    for i, rec in enumerate(read_corpus(corpus, max_chars=settings.max_chars)):
+        if i >= n:
+            break
+        chunk.append(document_row(rec, max_chars=settings.max_chars))
+        if len(chunk) >= 5000:
+            repo.insert_documents(db, new_job, chunk)
+            chunk = []
+    repo.insert_documents(db, new_job, chunk)
+    repo.analyze_documents(db)
+    with db.read() as conn:
+        hashes = [r[0] for r in conn.execute(select(document.c.text_hash).where(document.c.job_id == new_job)
+                                             .order_by(document.c.id))]
+    t0 = time.perf_counter()
+    found = 0
+    with db.read() as conn:
+        for i in range(0, len(hashes), 500):
+            found += len(repo.find_donors(conn, new_job, recipe, sorted(set(hashes[i:i + 500]))))
+    lookup_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    reused = repo.reuse_done(db, new_job, recipe)
+    reuse_s = time.perf_counter() - t0
+    return {"mark_s": mark_s, "docs": len(hashes), "donors": found, "lookup_docs_per_s": len(hashes) / lookup_s,
+            "reused": reused, "reuse_docs_per_s": reused / reuse_s, "reuse_s": reuse_s}
+
+
+def corpus_view(db: Any, job_id: str) -> dict[str, Any]:
+    """The corpus view built over the job's entities, checked, and its queries timed."""
+    import corpus_view as cv
+
+    from storage.sql import groups
+
+    t0 = time.perf_counter()
+    built = groups.build(db, job_id)
+    build_s = time.perf_counter() - t0
+    cv.check(db, job_id)
+    return {"build_s": build_s, **built, "queries": cv.queries(db, job_id)}
+
+
 # ------------------------------------------------------------------------------------------- main
 
 
@@ -333,6 +424,16 @@ def run_backend(name: str, *, corpus: Path, ndocs: int, nents: int, args: Any, r
             load_s, vocab = load_entities(db, job_id, nents)
             out["entity_load_s"] = load_s
             out["queries"] = entity_queries(settings, job_id, vocab, ndocs=ndocs, pages=args.pages, explain=args.explain)
+            if args.export_seconds:
+                print(f"[{name}] exporting for {args.export_seconds:g} s ...", flush=True)
+                out["export"] = export_rate(env, job_id, seconds=args.export_seconds)
+            if args.corpus_view:
+                print(f"[{name}] building the corpus view ...", flush=True)
+                out["corpus_view"] = corpus_view(db, job_id)
+                print(f"[{name}] corpus view built in {out['corpus_view']['build_s']:.0f} s", flush=True)
+        if args.incremental_docs:
+            print(f"[{name}] incremental look-up of {args.incremental_docs:,} documents ...", flush=True)
+            out["incremental"] = incremental_lookup(settings, db, job_id, corpus, min(args.incremental_docs, ndocs))
         dispose_all()
     return out
 
@@ -345,6 +446,10 @@ def main() -> None:
     p.add_argument("--pages", type=int, default=20, help="pages followed through the cursor per query")
     p.add_argument("--dispatch-seconds", type=float, default=120.0, help="stop dispatching after this")
     p.add_argument("--explain", action="store_true", help="print the entity query plans")
+    p.add_argument("--export-seconds", type=float, default=30.0, help="stream the export this long (0: skip)")
+    p.add_argument("--no-corpus-view", dest="corpus_view", action="store_false", help="skip the corpus view")
+    p.add_argument("--incremental-docs", type=int, default=200_000,
+                   help="documents of the incremental look-up job (0: skip)")
     args = p.parse_args()
     root = Path(tempfile.mkdtemp(prefix="shiti-scale-"))
     try:
@@ -370,6 +475,23 @@ def main() -> None:
                   f"{r['entity_load_s']:.0f} s), page = {PAGE} rows, goal < 100 ms per page")
             print(table(["filter", "first page ms", "next pages ms (median)", "worst page ms", "rows seen"],
                         r["queries"]))
+        if "export" in r:
+            e = r["export"]
+            rss = e["rss_mib"]
+            print(f"\nexport [{r['db']}] (goal >= 100k entities/s, flat memory): {e['entities']:,} entities of "
+                  f"{e['docs']:,} documents in {e['wall']:.0f} s = {e['entities_per_s']:,.0f} entities/s; "
+                  f"RSS MiB first/max/last {rss[0] if rss else 0:.0f}/{max(rss or [0]):.0f}/{rss[-1] if rss else 0:.0f}")
+        if "corpus_view" in r:
+            c = r["corpus_view"]
+            print(f"\ncorpus view [{r['db']}]: built in {c['build_s']:.0f} s ({c['groups']:,} groups, {c['forms']:,} "
+                  f"forms, {c['pairs']:,} pairs, {c['entities']:,} entities)")
+            print(table(["query", "ms (median of 7)"], [[q, f"{ms:.1f}"] for q, ms in c["queries"]]))
+        if "incremental" in r:
+            i = r["incremental"]
+            print(f"\nincremental [{r['db']}] (goal >= 100k docs/s look-up): {i['docs']:,} documents, "
+                  f"{i['donors']:,} donors found, look-up {i['lookup_docs_per_s']:,.0f} docs/s; reuse end to end "
+                  f"(look-up + entity copy) {i['reuse_docs_per_s']:,.0f} docs/s ({i['reused']:,} in {i['reuse_s']:.0f} s); "
+                  f"marking the first job done took {i['mark_s']:.0f} s")
 
 
 if __name__ == "__main__":

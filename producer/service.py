@@ -78,6 +78,8 @@ class JobOptions:
 
 
 MAX_PRIORITY = 100
+#: Documents stored before ingest first refreshes the planner's statistics (repo.analyze_documents).
+ANALYZE_FIRST = 5_000
 
 
 def job_options(settings: Settings, *, model: str | None = None, priority: int = 1,
@@ -192,6 +194,7 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
     if not created and queries.get_job(db, job_id)["sealed"]:
         return _submitted(db, job_id, created=False, lines=0)  # every document of it is stored already
     lines = chars = 0
+    analyze_at = ANALYZE_FIRST
     chunk: list[dict[str, Any]] = []
     try:
         for rec in records:
@@ -204,6 +207,9 @@ def submit_corpus(settings: Settings, source: str | Path | Iterable[Mapping[str,
             if len(chunk) >= settings.ingest_chunk:
                 repo.insert_documents(db, job_id, chunk)
                 chunk = []
+                if lines >= analyze_at:  # at 5k, 20k, 80k ... documents: a handful of ANALYZEs per job
+                    repo.analyze_documents(db)
+                    analyze_at *= 4
         repo.insert_documents(db, job_id, chunk)
     except Refused:
         repo.discard_job(db, job_id)

@@ -34,6 +34,8 @@ MIN_PAIR_DOCUMENTS = 2
 #: A running job is grouped on request up to this many done documents; above, its view is built
 #: when it finishes (a read in between gets the last one built, or a clear "not yet").
 LIVE_LIMIT = 200_000
+#: A running job's view is rebuilt on a read at most this often (seconds).
+REGROUP_SECONDS = 10.0
 #: Rows written per INSERT.
 _CHUNK = 5000
 
@@ -196,7 +198,9 @@ class ViewState:
 
 
 def ensure(db: Database, job_id: str, *, live_limit: int | None = None) -> ViewState:
-    """The job's view, built first when it is missing or stale and cheap enough to build now.
+    """The job's view, built first when it is missing or stale and cheap enough to build now: a
+    finished job's always, a running job's up to ``live_limit`` done documents and at most every
+    :data:`REGROUP_SECONDS`.
 
     Raises:
         NotFound: no such job. InvalidTransition: a running job over ``live_limit`` done documents
@@ -206,7 +210,9 @@ def ensure(db: Database, job_id: str, *, live_limit: int | None = None) -> ViewS
     with db.read() as conn:
         row = _job_row(conn, job_id)
     terminal = row.status in JOB_TERMINAL
-    if not is_current(row) and (terminal or row.done <= live_limit):
+    # A running job's view is rebuilt at most every REGROUP_SECONDS, however often it is read.
+    fresh = row.grouped_at is not None and time.time() - row.grouped_at < REGROUP_SECONDS
+    if not is_current(row) and (terminal or (row.done <= live_limit and not fresh)):
         build(db, job_id)
         with db.read() as conn:
             row = _job_row(conn, job_id)

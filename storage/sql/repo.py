@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, exists, func, insert, literal, null, or_, select, update
+from sqlalchemy import ARRAY, Connection, String, and_, any_, case, cast, delete, exists, func, insert, literal, null, \
+    or_, select, update
 
 from storage.sql.db import Database
 from storage.core.domain import (
@@ -149,9 +150,12 @@ def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) 
             return 0
         wanted = sorted({r["ext_id"] for r in batch})
         seen: dict[str, int | None] = {}
-        for start in range(0, len(wanted), 500):
-            found = select(document.c.ext_id, document.c.line).where(
-                document.c.job_id == job_id, document.c.ext_id.in_(wanted[start:start + 500]))
+        if conn.dialect.name == "postgresql":  # one array parameter, not a placeholder per id to parse
+            lookups = [document.c.ext_id == any_(cast(wanted, ARRAY(String)))]
+        else:
+            lookups = [document.c.ext_id.in_(wanted[i:i + 500]) for i in range(0, len(wanted), 500)]
+        for cond in lookups:
+            found = select(document.c.ext_id, document.c.line).where(document.c.job_id == job_id, cond)
             seen.update({e: line for e, line in conn.execute(found)})
         duplicates = 0
         for row in batch:
@@ -164,8 +168,34 @@ def insert_documents(db: Database, job_id: str, rows: Iterable[dict[str, Any]]) 
                            error=f"line {row['line']}: document id {original[:100]!r} already at line {first}")
         for row in batch:
             row["text_hash"] = text_hash(row["text"]) if row["status"] == D.PENDING else None
-        insert_ignore(conn, document, batch, ["job_id", "ext_id"])
+        if conn.dialect.name == "postgresql":
+            _copy_documents(conn, batch)
+        else:
+            insert_ignore(conn, document, batch, ["job_id", "ext_id"])
         return duplicates
+
+
+def _copy_documents(conn: Connection, batch: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: the chunk through COPY into a session-local staging table, then one INSERT ...
+    SELECT ... ON CONFLICT DO NOTHING (COPY itself cannot skip a row already stored). In the
+    caller's transaction; the staging table empties at its commit or rollback."""
+    names = list(dict.fromkeys(k for row in batch for k in row))
+    unknown = set(names) - set(document.c.keys())
+    if unknown:
+        raise ValueError(f"not document columns: {sorted(unknown)}")
+    cols = ", ".join(f'"{n}"' for n in names)
+    cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        every = ", ".join(f'"{c.name}"' for c in document.c if c.name != "id")  # no serial: no id drawn here
+        cur.execute(f"CREATE TEMP TABLE IF NOT EXISTS shiti_stage_document ON COMMIT DELETE ROWS AS "
+                    f"SELECT {every} FROM document WITH NO DATA")
+        with cur.copy(f"COPY shiti_stage_document ({cols}) FROM STDIN") as copy:
+            for row in batch:
+                copy.write_row([row.get(n) for n in names])
+        cur.execute(f"INSERT INTO document ({cols}) SELECT {cols} FROM shiti_stage_document "
+                    "ON CONFLICT (job_id, ext_id) DO NOTHING")
+    finally:
+        cur.close()
 
 
 def duplicate_id(ext_id: str, line: int | None) -> str:
@@ -273,6 +303,19 @@ def _refresh_planner_stats(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
         conn.exec_driver_sql("PRAGMA analysis_limit=1000")
         conn.exec_driver_sql("ANALYZE")
+
+
+def analyze_documents(db: Database) -> None:
+    """PostgreSQL: refresh the document table's statistics now (SQLite: nothing to do here).
+
+    Ingest calls it as a job's documents grow (service.submit_corpus): autovacuum analyzes a
+    table only a minute or more after it has grown, and until then the planner takes a freshly
+    filled table for a small one and answers each chunk's "which of these ids does the job hold"
+    by reading every document of the job, so the first minutes of a large first ingest slow
+    quadratically."""
+    if db.dialect == "postgresql":
+        with db.write() as conn:
+            conn.exec_driver_sql("ANALYZE document")
 
 
 def recount(db: Database, job_id: str) -> dict[str, Any]:
@@ -745,6 +788,16 @@ def _fill_reused(conn: Connection, job_id: str, ids: Sequence[int], donors: Sequ
 # ---------------------------------------------------------------------------------- reuse
 
 
+def find_donors(conn: Connection, job_id: str, recipe: str, hashes: Sequence[str]) -> dict[str, int]:
+    """For each text hash, the lowest ``done`` document of another job tagged with ``recipe``
+    (the one reuse copies), where there is one: the incremental look-up, one index range each."""
+    return dict(conn.execute(
+        select(document.c.text_hash, func.min(document.c.id))
+        .where(document.c.recipe == recipe, document.c.text_hash.in_(hashes),
+               document.c.status == D.DONE, document.c.job_id != job_id)
+        .group_by(document.c.text_hash)).all())
+
+
 def reuse_done(db: Database, job_id: str, recipe: str, *, page: int = 500) -> int:
     """Finish every pending document of ``job_id`` that an earlier job already tagged with the same
     text and ``recipe``: it becomes ``done`` / ``reused`` with a copy of that document's entities,
@@ -765,12 +818,7 @@ def reuse_done(db: Database, job_id: str, recipe: str, *, page: int = 500) -> in
             if not docs:
                 return reused
             last = docs[-1].id
-            hashes = sorted({d.text_hash for d in docs})
-            donors = dict(conn.execute(
-                select(document.c.text_hash, func.min(document.c.id))
-                .where(document.c.recipe == recipe, document.c.text_hash.in_(hashes),
-                       document.c.status == D.DONE, document.c.job_id != job_id)
-                .group_by(document.c.text_hash)).all())
+            donors = find_donors(conn, job_id, recipe, sorted({d.text_hash for d in docs}))
             pairs = [(d.id, donors[d.text_hash], d.n_chars) for d in docs if d.text_hash in donors]
             done = chars = 0
             if pairs:
