@@ -74,7 +74,7 @@ def load(db: Any, ndocs: int, nents: int) -> tuple[str, float]:
         cur = raw.cursor()
         text = "张伟在北京的清华大学读书，毕业后去了上海。"
         docs = ((job_id, f"d{i}", i + 1, text, len(text), "done", 1) for i in range(ndocs))
-        _bulk(db, cur, "document", ("job_id", "ext_id", "line", "text", "n_chars", "status", "attempts"), docs)
+        bulk_load(db, cur, "document", ("job_id", "ext_id", "line", "text", "n_chars", "status", "attempts"), docs)
         raw.commit()
         cur = raw.cursor()
         cur.execute("SELECT min(id), max(id) FROM document WHERE job_id = %s" if db.dialect == "postgresql"
@@ -95,7 +95,7 @@ def load(db: Any, ndocs: int, nents: int) -> tuple[str, float]:
                     slot = k % per_doc
                     yield (job_id, lo + k // per_doc, slot * 8, slot * 8 + len(form), label, form, 0.9, "model")
                 written += m
-        _bulk(db, cur, "entity", ("job_id", "document_id", "start", '"end"', "label", "text", "score", "source"), rows())
+        bulk_load(db, cur, "entity", ("job_id", "document_id", "start", '"end"', "label", "text", "score", "source"), rows())
         raw.commit()
     finally:
         raw.close()
@@ -111,7 +111,9 @@ def load(db: Any, ndocs: int, nents: int) -> tuple[str, float]:
     return job_id, time.perf_counter() - t0
 
 
-def _bulk(db: Any, cur: Any, table_name: str, cols: tuple[str, ...], rows: Any) -> None:
+def bulk_load(db: Any, cur: Any, table_name: str, cols: tuple[str, ...], rows: Any) -> None:
+    """``rows`` into ``table_name`` on a raw cursor: COPY on PostgreSQL, executemany in 100k chunks
+    in one transaction on SQLite (the caller commits)."""
     if db.dialect == "postgresql":
         with cur.copy(f"COPY {table_name} ({', '.join(cols)}) FROM STDIN") as copy:
             for r in rows:

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, base_parser, cpu_note, embedded_redis, median, msra_sentences, rss_kib, table
+from corpus_view import bulk_load
 
 PAGE = 100
 
@@ -190,34 +191,20 @@ def load_entities(db: Any, job_id: str, n: int) -> tuple[float, list[tuple[str, 
     with db.engine.begin() as conn:  # secondary indexes are built once after the load
         for idx in entity.indexes:
             idx.drop(conn)
-    raw = db.engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        if db.dialect == "sqlite":
-            cur.execute("BEGIN")
+    def rows() -> Iterator[tuple[Any, ...]]:
         written = 0
-        chunk = 200_000
-        copy = None
-        if db.dialect == "postgresql":
-            copy_cm = cur.copy('COPY entity (job_id, document_id, start, "end", label, text, score) FROM STDIN')
-            copy = copy_cm.__enter__()
         while written < n:
-            m = min(chunk, n - written)
-            picks = rng.choices(vocab, cum_weights=_cum(weights), k=m)
-            rows = []
-            for j, (lab, text) in enumerate(picks):
+            m = min(200_000, n - written)
+            for j, (lab, text) in enumerate(rng.choices(vocab, cum_weights=_cum(weights), k=m)):
                 k = written + j
                 doc, slot = lo + k // per_doc, k % per_doc
-                rows.append((job_id, doc, slot * 8, slot * 8 + len(text), lab, text, 0.9))
-            if copy is not None:
-                for row in rows:
-                    copy.write_row(row)
-            else:
-                cur.executemany('INSERT INTO entity (job_id, document_id, start, "end", label, text, score) '
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+                yield (job_id, doc, slot * 8, slot * 8 + len(text), lab, text, 0.9)
             written += m
-        if copy is not None:
-            copy_cm.__exit__(None, None, None)
+
+    raw = db.engine.raw_connection()
+    try:
+        bulk_load(db, raw.cursor(), "entity", ("job_id", "document_id", "start", '"end"', "label", "text", "score"),
+                  rows())
         raw.commit()
     finally:
         raw.close()
