@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, base_parser, cpu_note, embedded_redis, median, msra_sentences, rss_kib, table
-from corpus_view import bulk_load
+from corpus_view import load_entity_rows
 
 PAGE = 100
 
@@ -177,7 +177,7 @@ def load_entities(db: Any, job_id: str, n: int) -> tuple[float, list[tuple[str, 
     """Bulk-load ``n`` entity rows spread over the job's documents; returns (seconds, vocab)."""
     from sqlalchemy import func, select
 
-    from storage.sql.schema import document, entity
+    from storage.sql.schema import document
 
     rng = random.Random(2)
     vocab = entity_vocab(rng)
@@ -188,9 +188,7 @@ def load_entities(db: Any, job_id: str, n: int) -> tuple[float, list[tuple[str, 
     ndocs = hi - lo + 1
     per_doc = max(1, -(-n // ndocs))
     t0 = time.perf_counter()
-    with db.engine.begin() as conn:  # secondary indexes are built once after the load
-        for idx in entity.indexes:
-            idx.drop(conn)
+
     def rows() -> Iterator[tuple[Any, ...]]:
         written = 0
         while written < n:
@@ -200,18 +198,7 @@ def load_entities(db: Any, job_id: str, n: int) -> tuple[float, list[tuple[str, 
                 doc, slot = lo + k // per_doc, k % per_doc
                 yield (job_id, doc, slot * 8, slot * 8 + len(text), lab, text, 0.9)
             written += m
-
-    raw = db.engine.raw_connection()
-    try:
-        bulk_load(db, raw.cursor(), "entity", ("job_id", "document_id", "start", '"end"', "label", "text", "score"),
-                  rows())
-        raw.commit()
-    finally:
-        raw.close()
-    with db.engine.begin() as conn:
-        for idx in entity.indexes:
-            idx.create(conn)
-        conn.exec_driver_sql("ANALYZE")
+    load_entity_rows(db, ("job_id", "document_id", "start", '"end"', "label", "text", "score"), rows())
     return time.perf_counter() - t0, vocab
 
 
