@@ -16,8 +16,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, and_, delete, exists, func, insert, or_, \
-    select, text, union_all, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, and_, delete, func, insert, or_, select, \
+    text, union_all, update
 from sqlalchemy.engine import Connection
 
 from storage.core.canon import NO_ALIASES, Aliases, aliases_of, canonical
@@ -337,11 +337,15 @@ def mention_page(db: Database, job_id: str, rank: int, *, after: int = 0,
         texts = [r[0] for r in conn.execute(select(entity_surface.c.text).where(
             entity_surface.c.job_id == job_id, entity_surface.c.rank == rank))]
         earlier = entity.alias("earlier")
-        # "No earlier mention in the same document": read through the document's own index. The
-        # ``|| ''`` keeps SQLite off the (job, label, text, id) index, where it would walk every
-        # earlier mention of the text in the job, so a deep page would cost its depth.
-        first = ~exists().where(earlier.c.document_id == entity.c.document_id, (earlier.c.label + "") == label,
-                                (earlier.c.text + "").in_(texts), earlier.c.id < entity.c.id)
+        # "This row is the document's first mention of the group", as a scalar subquery over the
+        # document's own rows: evaluated per candidate through the document's index, so a page
+        # costs the page. (As NOT EXISTS, PostgreSQL plans an anti-join that hashes every mention
+        # of the text in the job; SQLite walks the (job, label, text, id) index unless the
+        # ``|| ''`` keeps it off.)
+        first = entity.c.id == (select(func.min(earlier.c.id))
+                                .where(earlier.c.document_id == entity.c.document_id, (earlier.c.label + "") == label,
+                                       (earlier.c.text + "").in_(texts))
+                                .scalar_subquery())
         def scan(cond: Any) -> Any:
             return (select(entity.c.id, entity.c.document_id)
                     .where(entity.c.job_id == job_id, entity.c.label == label, cond, entity.c.id > after, first)
