@@ -36,6 +36,8 @@ MIN_PAIR_DOCUMENTS = 2
 LIVE_LIMIT = 200_000
 #: A running job's view is rebuilt on a read at most this often (seconds).
 REGROUP_SECONDS = 10.0
+#: A build claim older than this (seconds) is a builder that died: the next read takes it over.
+BUILD_STALE_SECONDS = 3600.0
 #: Rows written per INSERT.
 _CHUNK = 5000
 
@@ -89,11 +91,34 @@ def build(db: Database, job_id: str, *, top_pairs: int = TOP_PAIRS,
           min_pair_documents: int = MIN_PAIR_DOCUMENTS) -> dict[str, int]:
     """Group a job's entities into canonical entities and pairs, and replace its stored view.
 
+    One build at a time per job: it claims the job first (``job.grouping_at``; a claim older than
+    :data:`BUILD_STALE_SECONDS` is a builder that died and is taken over).
+
     Returns:
         ``{"groups", "forms", "pairs", "entities"}`` counted.
     Raises:
-        NotFound: no such job.
+        NotFound: no such job. InvalidTransition: another build of it is under way.
     """
+    now = time.time()
+    with db.write() as conn:
+        claimed = conn.execute(update(job).where(
+            job.c.id == job_id, or_(job.c.grouping_at.is_(None), job.c.grouping_at < now - BUILD_STALE_SECONDS))
+            .values(grouping_at=now)).rowcount
+        if not claimed:
+            since = conn.execute(select(job.c.grouping_at).where(job.c.id == job_id)).first()
+            if since is None:
+                raise NotFound(f"no job {job_id}")
+            raise InvalidTransition(f"job {job_id}'s entities are being grouped (for {now - since[0]:.0f} s): "
+                                    "ask again shortly")
+    try:
+        return _build(db, job_id, top_pairs=top_pairs, min_pair_documents=min_pair_documents)
+    except BaseException:
+        with db.write() as conn:  # let the next read build it
+            conn.execute(update(job).where(job.c.id == job_id, job.c.grouping_at == now).values(grouping_at=None))
+        raise
+
+
+def _build(db: Database, job_id: str, *, top_pairs: int, min_pair_documents: int) -> dict[str, int]:
     with db.read() as conn:
         row = _job_row(conn, job_id)
         done = int(row.done)
@@ -114,7 +139,8 @@ def build(db: Database, job_id: str, *, top_pairs: int = TOP_PAIRS,
         _insert(conn, entity_pair, ({"job_id": job_id, "a": a, "b": b, "documents": n,
                                      "jaccard": n / (groups[a - 1].documents + groups[b - 1].documents - n)}
                                     for a, b, n in pairs))
-        conn.execute(update(job).where(job.c.id == job_id).values(grouped_at=time.time(), grouped_done=done))
+        conn.execute(update(job).where(job.c.id == job_id).values(grouped_at=time.time(), grouped_done=done,
+                                                                   grouping_at=None))
     return {"groups": len(groups), "forms": sum(len(g.forms) for g in groups), "pairs": len(pairs),
             "entities": entities}
 
@@ -213,7 +239,11 @@ def ensure(db: Database, job_id: str, *, live_limit: int | None = None) -> ViewS
     # A running job's view is rebuilt at most every REGROUP_SECONDS, however often it is read.
     fresh = row.grouped_at is not None and time.time() - row.grouped_at < REGROUP_SECONDS
     if not is_current(row) and (terminal or (row.done <= live_limit and not fresh)):
-        build(db, job_id)
+        try:
+            build(db, job_id)
+        except InvalidTransition:
+            if row.grouped_at is None:  # being built, and nothing built before to show meanwhile
+                raise
         with db.read() as conn:
             row = _job_row(conn, job_id)
     if row.grouped_at is None:

@@ -84,9 +84,11 @@ job = Table(
     Column("gold_of", String(32)),
     Column("gold_source", Text),
     # The corpus view (revision 0012; storage/sql/groups.py): when its canonical entities were last
-    # grouped and how many done documents that covered (current while both still hold).
+    # grouped and how many done documents that covered (current while both still hold), and since
+    # when a build is under way (None: none), so two readers do not build one view twice.
     Column("grouped_at", Float),
     Column("grouped_done", Integer),
+    Column("grouping_at", Float),
     Index(None, "status", "seq"),
     Index(None, "gold_of"),
     Index(None, "owner", "seq"),

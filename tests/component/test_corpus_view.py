@@ -220,3 +220,24 @@ def test_the_cli(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     assert got.exit_code == 2 and "mentions no entity '无名氏'" in got.stderr
     got = CliRunner().invoke(cli, ["entities", job_id, "--group", "--mentioning", "x"])
     assert got.exit_code == 2 and "not both" in got.stderr
+
+
+def test_one_build_at_a_time(settings: Settings) -> None:
+    db = get_database(settings)
+    job_id = _job(settings, TEXTS, FOUND)
+    now = time.time()
+    with db.write() as conn:  # a builder is at work on it
+        conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=now))
+    with pytest.raises(InvalidTransition, match="being grouped"):
+        groups.ensure(db, job_id)
+    # A builder that died an hour ago: the next read takes its claim over and builds.
+    with db.write() as conn:
+        conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=now - groups.BUILD_STALE_SECONDS - 1))
+    assert groups.ensure(db, job_id).complete
+    with db.read() as conn:
+        assert conn.execute(select(job.c.grouping_at).where(job.c.id == job_id)).scalar() is None
+    # A finished job whose view is stale while another build runs: the last view is served meanwhile.
+    with db.write() as conn:
+        conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=time.time(), grouped_done=0))
+    state = groups.ensure(db, job_id)
+    assert not state.complete and state.documents == 0

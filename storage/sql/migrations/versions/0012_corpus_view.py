@@ -1,6 +1,7 @@
 """The corpus view (storage/sql/groups.py): a job's canonical entities (``entity_group``), every
 surface text and its group (``entity_surface``), the strongest co-occurring pairs
-(``entity_pair``), and on the job when they were grouped and over how many done documents.
+(``entity_pair``), and on the job when they were grouped, over how many done documents, and
+since when a build is under way.
 
 Revision ID: 0012
 Revises: 0011
@@ -20,6 +21,7 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("job", sa.Column("grouped_at", sa.Float))
     op.add_column("job", sa.Column("grouped_done", sa.Integer))
+    op.add_column("job", sa.Column("grouping_at", sa.Float))
     op.create_table(
         "entity_group",
         sa.Column("job_id", sa.String(32), nullable=False),
@@ -64,5 +66,6 @@ def downgrade() -> None:
     op.drop_table("entity_surface")
     op.drop_table("entity_group")
     with op.batch_alter_table("job") as batch:
+        batch.drop_column("grouping_at")
         batch.drop_column("grouped_done")
         batch.drop_column("grouped_at")
