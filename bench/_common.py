@@ -107,6 +107,17 @@ def msra_sentences() -> list[str]:
     return [s.text for s in read_bio(MSRA_TEST) if s.text.strip()]
 
 
+def sample_sentences() -> list[str]:
+    """Chinese text to cut synthetic documents and names from: the MSRA test sentences where the
+    shared data is present, else the bundled news corpus (a fresh clone, CI)."""
+    if MSRA_TEST.exists():
+        return msra_sentences()
+    import json
+
+    path = REPO / "producer" / "samples" / "news.jsonl"
+    return [json.loads(line)["text"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def build_corpus(*, fraction: float = 1.0, long_docs: int = 12, seed: int = 0) -> list[dict[str, str]]:
     """MSRA test sentences as documents plus ``long_docs`` documents of 2k-20k characters made
     by concatenating sentences (log-uniform lengths). ``fraction`` < 1 scales both down."""

@@ -27,7 +27,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from _common import REPO, base_parser, cpu_note, median, msra_sentences, table
+from _common import REPO, base_parser, cpu_note, median, sample_sentences, table
 
 sys.path.insert(0, str(REPO))
 
@@ -39,9 +39,11 @@ def vocabulary(rng: random.Random) -> list[tuple[str, str, str | None]]:
     back: dict[str, str] = {}
     for trad, simp in _table()[0].items():
         back.setdefault(chr(simp), chr(trad))
-    sents = "".join(msra_sentences())
+    sents = "".join(sample_sentences())
     seen: dict[str, str] = {}
-    while len(seen) < 60_000:
+    for _ in range(2_000_000):  # ~60k names; fewer from a small text (the bundled corpus)
+        if len(seen) >= 60_000:
+            break
         k = rng.choice((2, 2, 3, 3, 3, 4, 5, 6))
         at = rng.randrange(len(sents) - k)
         word = sents[at:at + k]
