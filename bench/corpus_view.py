@@ -39,21 +39,26 @@ def vocabulary(rng: random.Random) -> list[tuple[str, str, str | None]]:
     back: dict[str, str] = {}
     for trad, simp in _table()[0].items():
         back.setdefault(chr(simp), chr(trad))
+    out = []
+    for label, text in draw_names(rng, chinese_only=True):
+        trad = "".join(back.get(c, c) for c in text)
+        out.append((label, text, trad if trad != text and rng.random() < 0.1 else None))
+    return out
+
+
+def draw_names(rng: random.Random, *, chinese_only: bool = False) -> list[tuple[str, str]]:
+    """~60k distinct (type, text) cut from sample text (fewer from the small bundled corpus)."""
     sents = "".join(sample_sentences())
     seen: dict[str, str] = {}
-    for _ in range(2_000_000):  # ~60k names; fewer from a small text (the bundled corpus)
+    for _ in range(2_000_000):
         if len(seen) >= 60_000:
             break
         k = rng.choice((2, 2, 3, 3, 3, 4, 5, 6))
         at = rng.randrange(len(sents) - k)
         word = sents[at:at + k]
-        if all("\u4e00" <= c <= "\u9fff" for c in word):  # names of Chinese characters only
+        if not chinese_only or all("\u4e00" <= c <= "\u9fff" for c in word):
             seen.setdefault(word, rng.choice(("PER", "LOC", "ORG")))
-    out = []
-    for text, label in seen.items():
-        trad = "".join(back.get(c, c) for c in text)
-        out.append((label, text, trad if trad != text and rng.random() < 0.1 else None))
-    return out
+    return [(label, text) for text, label in seen.items()]
 
 
 def load(db: Any, ndocs: int, nents: int) -> tuple[str, float]:

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from _common import REPO, base_parser, cpu_note, embedded_redis, median, sample_sentences, rss_kib, table
-from corpus_view import load_entity_rows
+from corpus_view import draw_names, load_entity_rows
 
 PAGE = 100
 
@@ -164,15 +164,7 @@ def time_calls(fn: Any, n: int) -> list[float]:
 
 def entity_vocab(rng: random.Random) -> list[tuple[str, str]]:
     """~60k distinct (label, text) pairs; drawn Zipf-like so a few are very frequent."""
-    sents = "".join(sample_sentences())
-    seen: dict[str, str] = {}
-    for _ in range(2_000_000):  # ~60k names; fewer from a small text (the bundled corpus)
-        if len(seen) >= 60_000:
-            break
-        k = rng.choice((2, 2, 3, 3, 3, 4, 5, 6))
-        at = rng.randrange(len(sents) - k)
-        seen.setdefault(sents[at:at + k], rng.choice(("PER", "LOC", "ORG")))
-    return [(lab, t) for t, lab in seen.items()]
+    return draw_names(rng)
 
 
 def load_entities(db: Any, job_id: str, n: int) -> tuple[float, list[tuple[str, str]]]:

@@ -41,6 +41,8 @@ class Aliases:
     entry, the entry's own text). Built by :func:`aliases_of`."""
 
     forms: Mapping[tuple[str, str], tuple[str, str]] = field(default_factory=dict)
+    # canonical form -> the entries' canonical forms it is a spelling of, under any type
+    by_form: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def resolve(self, label: str, text: str) -> tuple[str, str | None]:
         """The canonical form a mention of ``text`` as ``label`` belongs to, and the dictionary
@@ -48,6 +50,10 @@ class Aliases:
         form = canonical(text)
         hit = self.forms.get((label, form))
         return (hit[0], hit[1]) if hit is not None else (form, None)
+
+    def targets_of(self, form: str) -> frozenset[str]:
+        """The entries' canonical forms the canonical form ``form`` is an alias or text of."""
+        return self.by_form.get(form, frozenset())
 
 
 NO_ALIASES = Aliases()
@@ -68,4 +74,7 @@ def aliases_of(terms: Iterable[Term]) -> Aliases:
         target = canonical(term.text)
         for spelling in (term.text, *term.aliases):
             forms.setdefault((term.label, canonical(spelling)), (target, term.text))
-    return Aliases(forms)
+    by_form: dict[str, set[str]] = {}
+    for (_, form), (target, _) in forms.items():
+        by_form.setdefault(form, set()).add(target)
+    return Aliases(forms, {f: frozenset(t) for f, t in by_form.items()})

@@ -66,11 +66,23 @@ class _Group:
 
 
 def job_aliases(conn: Connection, dictionary_id: int | None) -> Aliases:
-    """The aliases of the dictionary a job recorded (none: no dictionary, or it is gone)."""
+    """The aliases of the dictionary a job recorded (none: no dictionary, or it is gone). A stored
+    version never changes, so each is parsed once per process (keyed by its content hash)."""
     if dictionary_id is None:
         return NO_ALIASES
-    content = conn.execute(select(dictionary.c.content).where(dictionary.c.id == dictionary_id)).scalar()
-    return aliases_of(parse_canonical(content)) if content is not None else NO_ALIASES
+    digest = conn.execute(select(dictionary.c.content_hash).where(dictionary.c.id == dictionary_id)).scalar()
+    if digest is None:
+        return NO_ALIASES
+    cached = _ALIASES.get(digest)
+    if cached is None:
+        content = conn.execute(select(dictionary.c.content).where(dictionary.c.id == dictionary_id)).scalar_one()
+        cached = _ALIASES[digest] = aliases_of(parse_canonical(content))
+        while len(_ALIASES) > 16:
+            _ALIASES.pop(next(iter(_ALIASES)))
+    return cached
+
+
+_ALIASES: dict[str, Aliases] = {}
 
 
 def _job_row(conn: Connection, job_id: str) -> Any:
@@ -290,7 +302,7 @@ def find_groups(db: Database, job_id: str, name: str, *, label: str | None = Non
         aliases = job_aliases(conn, dictionary_id)
         form = canonical(name)
         # The canonical forms it may resolve to: its own, and an alias's target under some type.
-        targets = {form} | {target for (_, f), (target, _) in aliases.forms.items() if f == form}
+        targets = {form} | aliases.targets_of(form)
         cond = [entity_group.c.job_id == job_id, entity_group.c.canon.in_(sorted(targets))]
         if label is not None:
             cond.append(entity_group.c.label == label)

@@ -94,3 +94,18 @@ def test_bad_requests_get_clear_errors(client: TestClient, settings: Settings, m
     monkeypatch.setattr(groups, "LIVE_LIMIT", 1)
     got = client.get(f"/jobs/{running}/groups")
     assert got.status_code == 409 and "grouped when it finishes" in got.json()["error"]["message"]
+
+
+def test_hostile_names_cursors_and_types_get_a_4xx(client: TestClient, settings: Settings) -> None:
+    jid = _job(client, settings, DOCS[:4])
+    nul, huge = "a%00b", "北" * 5000
+    for url in (f"/jobs/{jid}/groups?name={nul}", f"/jobs/{jid}/groups?type={nul}",
+                f"/jobs/{jid}/groups?name={huge}", f"/jobs/{jid}/mentions?name={nul}",
+                f"/jobs/{jid}/mentions?name={huge}", f"/jobs/{jid}/cooccur?with={nul}",
+                f"/jobs/{jid}/cooccur?with={huge}", f"/jobs/{jid}/groups?cursor=99999999999999999999",
+                f"/jobs/{jid}/mentions?name=a&cursor=-1", f"/jobs/{jid}/groups?limit=100000"):
+        got = client.get(url)
+        assert got.status_code == 422 and "error" in got.json(), (url, got.status_code, got.text[:200])
+    # A lone surrogate cannot be sent in a URL: its UTF-8 bytes arrive as U+FFFD, a name like any other.
+    got = client.get(f"/jobs/{jid}/mentions?name=%ED%A0%80")
+    assert got.status_code == 404 and "error" in got.json()
