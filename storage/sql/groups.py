@@ -38,6 +38,10 @@ LIVE_LIMIT = 200_000
 REGROUP_SECONDS = 10.0
 #: A build claim older than this (seconds) is a builder that died: the next read takes it over.
 BUILD_STALE_SECONDS = 3600.0
+#: A read that finds another build under way and no earlier view waits this long (seconds) for it
+#: before answering "ask again": the worker that finishes a job groups it at once, and a small
+#: job's build is over long before a client that polled "finished" asks for the view.
+BUILD_WAIT_SECONDS = 10.0
 #: Rows written per INSERT.
 _CHUNK = 5000
 
@@ -235,14 +239,40 @@ class ViewState:
     documents: int
 
 
-def ensure(db: Database, job_id: str, *, live_limit: int | None = None) -> ViewState:
+def _wait_for_build(db: Database, job_id: str, wait: float) -> None:
+    """Wait up to ``wait`` seconds for another builder's claim on the job to end.
+
+    Raises:
+        InvalidTransition: it is still building after that.
+    """
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while True:
+        with db.read() as conn:
+            since = conn.execute(select(job.c.grouping_at).where(job.c.id == job_id)).scalar()
+        if since is None:
+            return
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise InvalidTransition(f"job {job_id}'s entities are being grouped (for {time.time() - since:.0f} s): "
+                                    "ask again shortly")
+        time.sleep(min(pause, left))
+        pause = min(pause * 2, 0.5)
+
+
+def ensure(db: Database, job_id: str, *, live_limit: int | None = None,
+           wait: float = BUILD_WAIT_SECONDS) -> ViewState:
     """The job's view, built first when it is missing or stale and cheap enough to build now: a
     finished job's always, a running job's up to ``live_limit`` done documents and at most every
     :data:`REGROUP_SECONDS`.
 
+    When another build is under way and no view was built before, waits up to ``wait`` seconds
+    for it.
+
     Raises:
         NotFound: no such job. InvalidTransition: a running job over ``live_limit`` done documents
-            (default :data:`LIVE_LIMIT`) with no view yet (it is built when the job finishes).
+            (default :data:`LIVE_LIMIT`) with no view yet (it is built when the job finishes), or
+            another build still under way after ``wait``.
     """
     live_limit = LIVE_LIMIT if live_limit is None else live_limit
     with db.read() as conn:
@@ -255,7 +285,10 @@ def ensure(db: Database, job_id: str, *, live_limit: int | None = None) -> ViewS
             build(db, job_id)
         except InvalidTransition:
             if row.grouped_at is None:  # being built, and nothing built before to show meanwhile
-                raise
+                _wait_for_build(db, job_id, wait)
+                with db.read() as conn:
+                    if _job_row(conn, job_id).grouped_at is None:  # that builder failed: build it here
+                        build(db, job_id)
         with db.read() as conn:
             row = _job_row(conn, job_id)
     if row.grouped_at is None:

@@ -6,6 +6,7 @@ Every figure is checked against a brute-force count over the stored entities."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter, defaultdict
 from itertools import combinations
@@ -228,8 +229,23 @@ def test_one_build_at_a_time(settings: Settings) -> None:
     now = time.time()
     with db.write() as conn:  # a builder is at work on it
         conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=now))
+    started = time.monotonic()
     with pytest.raises(InvalidTransition, match="being grouped"):
-        groups.ensure(db, job_id)
+        groups.ensure(db, job_id, wait=0.3)  # waits for it a while, then "ask again"
+    assert time.monotonic() - started >= 0.3
+    # A builder that ends while a read waits for it (the worker grouping the job it just finished):
+    # the read serves what that builder stored.
+    def finish_the_other_build() -> None:
+        time.sleep(0.2)
+        groups._build(db, job_id, top_pairs=groups.TOP_PAIRS, min_pair_documents=groups.MIN_PAIR_DOCUMENTS)
+
+    other = threading.Thread(target=finish_the_other_build)
+    other.start()
+    state = groups.ensure(db, job_id, wait=30)
+    other.join()
+    assert state.complete
+    with db.write() as conn:  # back to nothing built, and the builder still at work
+        conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=now, grouped_at=None))
     # A builder that died an hour ago: the next read takes its claim over and builds.
     with db.write() as conn:
         conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=now - groups.BUILD_STALE_SECONDS - 1))
