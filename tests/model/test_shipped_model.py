@@ -118,3 +118,23 @@ def test_forced_terms_are_one_entity_with_exact_offsets_across_window_edges(smal
     assert [e for e in got if e.source == "model"] == [
         e for e in plain if e.text != "记者" and not any(
             f.source != "model" and f.start < e.end and e.start < f.end for f in got)]
+
+
+def test_entities_and_scores_do_not_depend_on_what_a_text_is_decoded_with(tagger, monkeypatch) -> None:
+    # Given short texts, a blank one and a long one of several windows, on the shipped model
+    long_text = "".join(CASES) * 12
+    texts = list(CASES) + ["  ", long_text] + list(CASES)[::-1]
+    assert len(tagger.windows(long_text)) > 3
+    # When they are tagged together, one by one, in reverse, and with decode batches of other sizes
+    together = tagger.annotate(texts)
+    alone = [tagger.annotate([t])[0] for t in texts]
+    reverse = tagger.annotate(texts[::-1])[::-1]
+    import worker.tagger.tagger as tagger_module
+
+    other_batches = []
+    for size in (1, 300):  # positions: every window alone; a few windows of different lengths at a time
+        monkeypatch.setattr(tagger_module, "DECODE_TOKENS", size)
+        other_batches.append(tagger.annotate(texts))
+    # Then every text gets the same entities with the same scores, to the last bit
+    assert together == alone == reverse == other_batches[0] == other_batches[1]
+    assert sum(map(len, together)) > 100

@@ -9,7 +9,9 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from worker.tagger.marginals import Boundaries, entity_probabilities, entity_probability, lattice, span_probability
+from worker.tagger.marginals import (Boundaries, entity_probabilities, entity_probability, lattice, lattices,
+                                     span_probability)
+from worker.tagger.viterbi import viterbi_numpy
 
 LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
 
@@ -84,3 +86,31 @@ def test_all_spans_at_once_equal_one_at_a_time(steps: int, temperature: float, l
     got = entity_probabilities(lat, path, spans, bounds)
     want = [entity_probability(lat, i, path[i:j].tolist(), bounds) for i, j in spans]
     assert np.allclose(got, want, rtol=1e-7, atol=1e-12), (got, want)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.integers(1, 40), min_size=1, max_size=9), st.floats(0.3, 4.0), st.data())
+def test_a_window_decoded_in_any_batch_gets_the_same_tables_and_path_bit_for_bit(
+        lengths: list[int], temperature: float, data: st.DataObject) -> None:
+    # Given windows of mixed lengths padded into one batch (padding filled with noise, not zeros)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
+    n = len(LABELS)
+    start, end, trans = (rng.normal(size=n) * 3).astype(np.float32), (rng.normal(size=n) * 3).astype(np.float32), \
+        (rng.normal(size=(n, n)) * 3).astype(np.float32)
+    lens = np.array(lengths)
+    ems = (rng.normal(size=(len(lens), int(lens.max()) + data.draw(st.integers(0, 5)), n)) * 6).astype(np.float32)
+    # When the whole batch is decoded at once, and each window alone, unpadded
+    together = lattices(start, end, trans, ems, lens, temperature)
+    paths = viterbi_numpy(start, end, trans, ems, lens)
+    for b, k in enumerate(lengths):
+        alone = lattices(start, end, trans, ems[b : b + 1, :k], lens[b : b + 1], temperature)[0]
+        # Then its tables, Z and best path are the same bits: its batch-mates and padding do not reach it
+        for name in ("alpha", "log_alpha", "beta", "log_beta", "em"):
+            assert np.array_equal(getattr(together[b], name), getattr(alone, name)), name
+        assert together[b].log_z == alone.log_z
+        assert np.array_equal(paths[b, :k], viterbi_numpy(start, end, trans, ems[b : b + 1, :k], lens[b : b + 1])[0])
+        # And the tables are a forward-backward: Z from the backward pass equals Z from the forward one
+        z_back = alone.log_beta[0] + np.log((np.exp(alone.start - alone.start.max()) *
+                                             np.exp(alone.em[0] - alone.em[0].max()) * alone.beta[0]).sum()) \
+            + alone.start.max() + alone.em[0].max()
+        assert np.isclose(z_back, alone.log_z, rtol=1e-9, atol=1e-9)

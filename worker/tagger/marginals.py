@@ -13,7 +13,9 @@ calibration map (:func:`calibrated`, fitted on the dev splits by ``worker.model.
 that of the entities scored about 0.9, about 90 % are right.
 
 Forward and backward run in probability space, each step rescaled to sum 1 with the log of the
-scale kept, so a 510-step window costs two short NumPy loops; everything is float64.
+scale kept, so a 510-step window costs two short NumPy loops; everything is float64. They run
+over a batch of windows at once (:func:`lattices`), a loop step per position instead of per
+position of every window.
 """
 
 from __future__ import annotations
@@ -43,46 +45,72 @@ class Lattice:
 
 def lattice(start: np.ndarray, end: np.ndarray, trans: np.ndarray, em: np.ndarray,
             temperature: float = 1.0) -> Lattice:
-    """Forward-backward over emissions ``em`` (T, N) of one sequence (T >= 1)."""
+    """Forward-backward over emissions ``em`` (T, N) of one sequence (T >= 1): :func:`lattices`
+    of a batch of one."""
+    em = np.asarray(em)
+    return lattices(start, end, trans, em[None], np.array([len(em)]), temperature)[0]
+
+
+def lattices(start: np.ndarray, end: np.ndarray, trans: np.ndarray, em: np.ndarray, lengths: np.ndarray,
+             temperature: float = 1.0) -> list[Lattice]:
+    """Forward-backward of a batch: emissions ``em`` (B, T, N), row ``b`` real for its first
+    ``lengths[b]`` (>= 1) steps (the rest is padding, never read).
+
+    Each row's tables are a function of its own real steps only, bit for bit, whatever shares
+    the batch or however much padding it has: every operation is elementwise or a reduction along
+    one row's labels or steps in a fixed order, and a padded step's value is replaced, not mixed in.
+    """
     t_inv = 1.0 / float(temperature)
     start = np.asarray(start, np.float64) * t_inv
     end = np.asarray(end, np.float64) * t_inv
     trans = np.asarray(trans, np.float64) * t_inv
     em = np.asarray(em, np.float64) * t_inv
-    steps, n = em.shape
-    top = em.max(axis=1)
-    e = np.exp(em - top[:, None])
+    lengths = np.asarray(lengths, dtype=np.int64)
+    bsz, steps, n = em.shape
+    rows = np.arange(bsz)
+    ends = lengths - 1
+    top = em.max(axis=2)  # (B, T)
+    e = np.exp(em - top[:, :, None])
     p_shift = float(trans.max())
     p = np.exp(trans - p_shift)
-    # One matrix per step, so each step of either pass is one vector-matrix product, a sum and a
-    # scale; the logs of the scales are taken once at the end.
-    m = p[None] * e[1:, None, :]  # m[t-1][y, z]: from y at t-1 to z at t, times z's emission at t
-    alpha = np.empty((steps, n))
-    a_scale = np.empty(steps)
-    a = np.exp(start - start.max()) * e[0]
-    a_scale[0] = s = a.sum()
-    alpha[0] = a / s
+    # Each step of either pass is a vector-matrix product with p, an elementwise product with the
+    # step's emissions, a sum and a scale; the logs of the scales are taken once at the end.
+    alpha = np.empty((bsz, steps, n))
+    a_scale = np.empty((bsz, steps))
+    a = np.exp(start - start.max())[None] * e[:, 0]
+    a_scale[:, 0] = s = a.sum(axis=1)
+    alpha[:, 0] = a * (1.0 / s)[:, None]
     for t in range(1, steps):
-        a = alpha[t - 1] @ m[t - 1]
-        a_scale[t] = s = a.sum()
-        np.multiply(a, 1.0 / s, out=alpha[t])
-    log_alpha = np.cumsum(np.log(a_scale) + top + p_shift)
+        a = (alpha[:, t - 1, :, None] * p[None]).sum(axis=1) * e[:, t]
+        a_scale[:, t] = s = a.sum(axis=1)
+        np.multiply(a, (1.0 / s)[:, None], out=alpha[:, t])
+    log_alpha = np.cumsum(np.log(a_scale) + top + p_shift, axis=1)
     log_alpha += start.max() - p_shift
-    beta = np.empty((steps, n))
-    b_scale = np.empty(steps)
-    b = np.exp(end - end.max())
-    b_scale[-1] = s = b.sum()
-    beta[-1] = b / s
+    b_last = np.exp(end - end.max())
+    s_last = b_last.sum()
+    b_last = b_last * (1.0 / s_last)
+    beta = np.empty((bsz, steps, n))
+    b_scale = np.empty((bsz, steps))
+    beta[:, -1] = b_last
+    b_scale[:, -1] = s_last
     for t in range(steps - 2, -1, -1):
-        b = m[t] @ beta[t + 1]
-        b_scale[t] = s = b.sum()
-        np.multiply(b, 1.0 / s, out=beta[t])
-    # log_beta[t] = sum over k >= t of log b_scale[k], plus each later step's top and p_shift
+        b = (p[None] * (e[:, t + 1] * beta[:, t + 1])[:, None, :]).sum(axis=2)
+        s = b.sum(axis=1)
+        b *= (1.0 / s)[:, None]
+        last = t >= ends  # a row's own last step (and its padding) starts its backward pass afresh
+        beta[:, t] = np.where(last[:, None], b_last, b)
+        b_scale[:, t] = np.where(last, s_last, s)
+    # log_beta[t] = sum over a row's steps k >= t of log b_scale[k], plus each later step's top
+    # and p_shift; padding adds exact zeros ahead of the sum.
+    t_idx = np.arange(steps)[None]
     steps_after = np.log(b_scale)
-    steps_after[:-1] += top[1:] + p_shift
-    log_beta = np.cumsum(steps_after[::-1])[::-1] + end.max()
-    log_z = float(log_alpha[-1] + np.log(alpha[-1] @ np.exp(end - end.max())) + end.max())
-    return Lattice(alpha, log_alpha, beta, log_beta, log_z, em, trans, start, end)
+    steps_after[:, :-1] += np.where(t_idx[:, :-1] < ends[:, None], top[:, 1:] + p_shift, 0.0)
+    steps_after[t_idx > ends[:, None]] = 0.0
+    log_beta = np.cumsum(steps_after[:, ::-1], axis=1)[:, ::-1] + end.max()
+    w_end = np.exp(end - end.max())
+    log_z = log_alpha[rows, ends] + np.log((alpha[rows, ends] * w_end[None]).sum(axis=1)) + end.max()
+    return [Lattice(alpha[b, :k], log_alpha[b, :k], beta[b, :k], log_beta[b, :k], float(log_z[b]), em[b, :k],
+                    trans, start, end) for b, k in enumerate(lengths.tolist())]
 
 
 def span_probability(lat: Lattice, i: int, tags: Sequence[int], *, not_before: Sequence[int] = (),

@@ -9,7 +9,10 @@ size, the worker or the attempt; padded batches were a little faster, not enough
 up (see the model card). Windows are balanced (a long text is cut into equal windows, see
 :func:`~worker.tagger.windows.make_windows`), char-mode ids come from one ``str.translate`` per
 text, and everything after the encoder (Viterbi, picking non-``O`` tags, the forward-backward
-behind each entity's score: ``marginals.py``) runs as NumPy array ops.
+behind each entity's score: ``marginals.py``) runs as NumPy array ops over up to
+:data:`DECODE_TOKENS` positions of windows at once, padded: one loop step per position for the lot instead of
+per position of every window, with each window's path and scores a function of its own
+emissions only, bit for bit (the padding and the batch-mates never enter its arithmetic).
 
 This module imports no torch: the encoder run is an :class:`Engine` (onnxruntime in
 workers; ``worker.model.torch_engine`` wraps a torch model in one for conversion and tests).
@@ -31,8 +34,8 @@ from worker.tagger.charvocab import CharVocab
 from worker.tagger.encoding import Encoder
 from worker.tagger.errors import DeadlineExceeded, Stopped
 from worker.tagger.heap import trim
-from worker.tagger.marginals import Boundaries, calibrated, entity_probabilities, lattice
-from worker.tagger.spans import tags_to_spans
+from worker.tagger.marginals import Boundaries, calibrated, entity_probabilities, lattices
+from worker.tagger.spans import Span, tags_to_spans
 from worker.tagger.viterbi import viterbi_numpy
 from worker.tagger.windows import Window, make_windows, word_cost
 
@@ -56,6 +59,10 @@ DEFAULT_OVERLAP = 64
 # glibc keeps the memory freed after each window in a heap that fragments and grows within a
 # call, so the heap is trimmed (malloc_trim) at most this often (seconds); see MODEL_CARD.md.
 TRIM_INTERVAL = 0.25
+# Window positions decoded together (Viterbi, forward-backward): one NumPy loop step per position
+# serves every window of the batch. Their emissions and tables wait for it, so the bound also caps
+# what a call holds (a few MiB).
+DECODE_TOKENS = 8192
 
 
 @dataclass
@@ -157,50 +164,88 @@ class Tagger:
             DeadlineExceeded: the deadline passed before all windows ran.
             Stopped: ``stop`` returned true before all windows ran.
         """
-        out: list[list[Entity]] = []
+        found: list[list[tuple[Window, list[Found]]]] = [[] for _ in texts]
+        pending: list[tuple[_Item, np.ndarray]] = []
+        pending_tokens = 0
         last_trim = time.monotonic()
         ran = False
         try:
             for doc, text in enumerate(texts):
-                found: list[tuple[Window, list[Found]]] = []
                 for item in self._items(doc, text) if text.strip() else []:
                     if deadline is not None and time.monotonic() > deadline:
                         raise DeadlineExceeded(f"tagging passed its deadline at document {doc} of {len(texts)}")
                     if stop is not None and stop():
                         raise Stopped(f"tagging stopped at document {doc} of {len(texts)}")
-                    found.append((item.window, self._run(item)))
+                    pending.append((item, self._emissions(item)))
+                    pending_tokens += len(pending[-1][1])
                     ran = True
+                    if pending_tokens >= DECODE_TOKENS:
+                        self._decode_into(pending, found)
+                        pending, pending_tokens = [], 0
                     if self.trim_interval is not None and time.monotonic() - last_trim >= self.trim_interval:
                         trim()
                         last_trim = time.monotonic()
-                merged = merge_windows(found, doc_len=len(text))
-                out.append([Entity(f.start, f.end, f.label, text[f.start : f.end], f.score) for f in merged])
+            self._decode_into(pending, found)
         finally:
             if self.trim_interval is not None and ran:
                 trim()
+        out: list[list[Entity]] = []
+        for text, windows in zip(texts, found):
+            merged = merge_windows(windows, doc_len=len(text))
+            out.append([Entity(f.start, f.end, f.label, text[f.start : f.end], f.score) for f in merged])
         return out
+
+    def _emissions(self, item: _Item) -> np.ndarray:
+        """(words, labels) emissions of one window: one encoder run, one row per word (its first
+        sub-token; char mode without multi-piece chars: tokens 1..T-2)."""
+        token_em = self.engine.token_emissions(item.ids)
+        return token_em[item.word_index] if item.word_index is not None else token_em[1:-1]
+
+    def _decode_into(self, batch: Sequence[tuple[_Item, np.ndarray]],
+                     found: list[list[tuple[Window, list[Found]]]]) -> None:
+        for (item, _), spans in zip(batch, self._decode(batch)):
+            found[item.doc].append((item.window, spans))
 
     def _run(self, item: _Item) -> list[Found]:
         """Spans of one window, in document offsets."""
-        token_em = self.engine.token_emissions(item.ids)
-        # One row per word: its first sub-token (char mode without multi-piece chars: tokens 1..T-2).
-        em = token_em[item.word_index] if item.word_index is not None else token_em[1:-1]
-        path = viterbi_numpy(*self._crf, em[None], np.array([len(em)]))[0]
-        # O tags never open, extend or close a span (spans.py), so chunking visits only the others.
-        pos = np.flatnonzero(path != self._o_id)
-        if not len(pos):
+        return self._decode([(item, self._emissions(item))])[0]
+
+    def _decode(self, batch: Sequence[tuple[_Item, np.ndarray]]) -> list[list[Found]]:
+        """Spans of each window (document offsets) from its emissions: Viterbi and the
+        forward-backward behind the scores run over the whole batch at once, padded, and each
+        window's result is a function of its own emissions only (viterbi.py, marginals.py)."""
+        if not batch:
             return []
-        at = pos.tolist()
-        spans = tags_to_spans([self.labels[t] for t in path[pos].tolist()], [(i, i + 1) for i in at])
+        lengths = np.array([len(em) for _, em in batch])
+        ems = np.zeros((len(batch), int(lengths.max()), len(self.labels)), dtype=np.float32)
+        for row, (_, em) in enumerate(batch):
+            ems[row, : len(em)] = em
+        paths = viterbi_numpy(*self._crf, ems, lengths)
+        # O tags never open, extend or close a span (spans.py), so chunking visits only the others.
+        spans_of: dict[int, list[Span]] = {}
+        for row, (path, n) in enumerate(zip(paths, lengths.tolist())):
+            pos = np.flatnonzero(path[:n] != self._o_id)
+            if len(pos):
+                spans_of[row] = tags_to_spans([self.labels[t] for t in path[pos].tolist()],
+                                              [(i, i + 1) for i in pos.tolist()])
+        out: list[list[Found]] = [[] for _ in batch]
+        if not spans_of:
+            return out
+        rows = list(spans_of)
         # Each entity's score: the CRF's probability of its span (marginals.py), calibrated.
-        probs = entity_probabilities(lattice(*self._crf, em), path, [(s.start, s.end) for s in spans], self._bounds)
-        if self.platt is not None:
-            probs = calibrated(probs, self.platt)
-        off = item.window.start
-        out = []
-        for s, p in zip(spans, probs):
-            if item.word_spans is None:
-                out.append(Found(s.start + off, s.end + off, s.label, p))
-            else:
-                out.append(Found(item.word_spans[s.start][0] + off, item.word_spans[s.end - 1][1] + off, s.label, p))
+        lats = lattices(*self._crf, ems[rows, : int(lengths[rows].max())], lengths[rows])
+        for row, lat in zip(rows, lats):
+            spans = spans_of[row]
+            n = int(lengths[row])
+            probs = entity_probabilities(lat, paths[row, :n], [(sp.start, sp.end) for sp in spans], self._bounds)
+            if self.platt is not None:
+                probs = calibrated(probs, self.platt)
+            item = batch[row][0]
+            off = item.window.start
+            for sp, prob in zip(spans, probs):
+                if item.word_spans is None:
+                    out[row].append(Found(sp.start + off, sp.end + off, sp.label, prob))
+                else:
+                    out[row].append(Found(item.word_spans[sp.start][0] + off, item.word_spans[sp.end - 1][1] + off,
+                                          sp.label, prob))
         return out
