@@ -62,7 +62,7 @@ TRIM_INTERVAL = 0.25
 # Window positions decoded together (Viterbi, forward-backward): one NumPy loop step per position
 # serves every window of the batch. Their emissions and tables wait for it, so the bound also caps
 # what a call holds (a few MiB).
-DECODE_TOKENS = 8192
+DECODE_TOKENS = 2048
 
 
 @dataclass
