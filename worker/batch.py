@@ -110,7 +110,7 @@ def _group_if_finished(db: Database, job_id: str) -> None:
     once, so a read of a large job finds it ready. A failure only costs the first read the build."""
     try:
         if queries.job_state(db, job_id) in JOB_TERMINAL:
-            groups.ensure(db, job_id)
+            groups.ensure(db, job_id, wait=0)  # another builder has it: never hold a worker for it
     except Exception:
         log.exception("job %s: its corpus view is built on the first read instead", job_id)
 
