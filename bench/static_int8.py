@@ -65,10 +65,8 @@ def ranges(model: Path, texts: list[str]) -> dict[str, tuple[float, float]]:
     lo = {x: np.inf for x in names}
     hi = {x: -np.inf for x in names}
     for text in texts:
-        for window in tagger.windows(text):
-            ids = np.asarray(tagger.engine.char_vocab.text_ids(text[window.start : window.end]).ids)  # type: ignore[union-attr]
-            ids = np.concatenate([[tagger.engine.char_vocab.cls], ids, [tagger.engine.char_vocab.sep]])  # type: ignore[union-attr]
-            for x, a in zip(names, session.run(names, {"input_ids": ids[None].astype(np.int64)})):
+        for item in tagger._items(0, text):  # the windows and ids the tagger itself would run
+            for x, a in zip(names, session.run(names, {"input_ids": item.ids[None]})):
                 lo[x], hi[x] = min(lo[x], float(a.min())), max(hi[x], float(a.max()))
     return {x: (lo[x], hi[x]) for x in names}
 

@@ -124,14 +124,18 @@ def build(db: Database, job_id: str, *, top_pairs: int = TOP_PAIRS,
             since = conn.execute(select(job.c.grouping_at).where(job.c.id == job_id)).first()
             if since is None:
                 raise NotFound(f"no job {job_id}")
-            raise InvalidTransition(f"job {job_id}'s entities are being grouped (for {now - since[0]:.0f} s): "
-                                    "ask again shortly")
+            raise _being_built(job_id, since[0])
     try:
         return _build(db, job_id, top_pairs=top_pairs, min_pair_documents=min_pair_documents)
     except BaseException:
         with db.write() as conn:  # let the next read build it
             conn.execute(update(job).where(job.c.id == job_id, job.c.grouping_at == now).values(grouping_at=None))
         raise
+
+
+def _being_built(job_id: str, since: float) -> InvalidTransition:
+    return InvalidTransition(f"job {job_id}'s entities are being grouped (for {time.time() - since:.0f} s): "
+                             "ask again shortly")
 
 
 def _build(db: Database, job_id: str, *, top_pairs: int, min_pair_documents: int) -> dict[str, int]:
@@ -254,8 +258,7 @@ def _wait_for_build(db: Database, job_id: str, wait: float) -> None:
             return
         left = deadline - time.monotonic()
         if left <= 0:
-            raise InvalidTransition(f"job {job_id}'s entities are being grouped (for {time.time() - since:.0f} s): "
-                                    "ask again shortly")
+            raise _being_built(job_id, since)
         time.sleep(min(pause, left))
         pause = min(pause * 2, 0.5)
 
