@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +25,7 @@ from storage.sql import migrate
 from storage.core.domain import JOB_OPEN
 from storage.core.errors import DatabaseUnavailable, SchemaOutOfDate
 from storage.sql.schema import document, job
-from storage.core.settings import Settings
+from storage.core.settings import REPO_ROOT, Settings
 
 _WRITE = "shiti_write"
 log = logging.getLogger(__name__)
@@ -189,9 +191,19 @@ def _adopt_open_legacy_jobs(conn: Connection, model: str) -> None:
 def schema_problems(settings: Settings) -> list[str]:
     """Start-up check of workers and the API: an empty database gets the schema; one behind the
     code (or from a newer release) is a reason to refuse to start, with the command to run. An
-    unreachable database is not: it may come back, and requests and batches retry."""
+    unreachable database is not: it may come back, and requests and batches retry.
+
+    An empty database's schema is created by a short-lived child process: Alembic and the DDL
+    modules of every dialect it imports would otherwise stay in this long-running process (and
+    in every worker child forked from it) for the rest of its life."""
     engine = make_engine(settings.sqlalchemy_url, busy_timeout_ms=settings.busy_timeout_ms)
     try:
+        with engine.connect() as conn:
+            empty = migrate.state(conn) == "empty"
+        if empty:
+            failed = _create_schema_in_a_child(settings)
+            if failed:
+                return [failed]
         ensure_schema(engine)
     except SchemaOutOfDate as exc:
         return [str(exc)]
@@ -200,6 +212,22 @@ def schema_problems(settings: Settings) -> list[str]:
     finally:
         engine.dispose()
     return []
+
+
+_CREATE = ("import sys; from storage.sql.db import ensure_schema, make_engine; "
+           "e = make_engine(sys.argv[1], busy_timeout_ms=int(sys.argv[2])); ensure_schema(e); e.dispose()")
+
+
+def _create_schema_in_a_child(settings: Settings) -> str | None:
+    """Bring an empty database to head in a child interpreter; why it failed, or None."""
+    # Same working directory (a relative SQLite URL means the same file); this code importable.
+    path = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
+    done = subprocess.run([sys.executable, "-c", _CREATE, settings.sqlalchemy_url, str(settings.busy_timeout_ms)],
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300)
+    if done.returncode == 0:
+        return None
+    tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+    return f"creating the database schema failed: {tail[:500]}"
 
 
 def dispose_all() -> None:

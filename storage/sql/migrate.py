@@ -12,7 +12,8 @@ of the tables the releases before migrations made with ``create_all``). A databa
   refused as well.
 
 To change the schema: edit ``storage/sql/schema.py`` and add ``versions/NNNN_<what>.py`` (copy the
-newest, set ``down_revision`` to its ``revision``; ``render_as_batch`` lets ALTERs run on SQLite).
+newest, set ``down_revision`` to its ``revision``; ``render_as_batch`` lets ALTERs run on SQLite),
+and set ``schema.SCHEMA_REVISION`` to the new revision.
 ``tests/component/test_migrations.py`` checks that upgrading gives exactly the models' schema, on
 SQLite and PostgreSQL, and that a database of the release before keeps every row.
 """
@@ -24,13 +25,15 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, inspect
+from typing import TYPE_CHECKING
 
-from storage.sql.schema import metadata
+from sqlalchemy import Connection, Engine, inspect, text
+
+from storage.sql.schema import SCHEMA_REVISION, metadata
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +51,14 @@ DESCRIPTION: dict[str, str] = {
 }
 
 
+# Alembic (and the DDL modules of every dialect it brings, Mako too) is imported only to upgrade
+# or to explain a database that is not current: a worker child inherits whatever its parent
+# imported, and the start-up check of a current database needs only the version row.
+
+
 def _config(connection: Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
     cfg.attributes["connection"] = connection
@@ -57,13 +67,20 @@ def _config(connection: Connection | None = None) -> Config:
 
 @functools.cache
 def _scripts() -> ScriptDirectory:
-    # Parsed once per process: every get_database and start-up check asks for head and the known
-    # revisions, and the revision files do not change while the process runs.
+    # Parsed once per process: the revision files do not change while the process runs.
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config())
 
 
 def head() -> str:
-    """The revision this code expects."""
+    """The revision this code expects: ``schema.SCHEMA_REVISION``, which
+    tests/component/test_migrations.py holds equal to the newest revision file's."""
+    return SCHEMA_REVISION
+
+
+def script_head() -> str:
+    """The newest revision among the revision files (Alembic's view of ``head``)."""
     found = _scripts().get_current_head()
     assert found is not None
     return found
@@ -71,7 +88,14 @@ def head() -> str:
 
 def current(conn: Connection) -> str | None:
     """The database's revision (None: not under migrations)."""
-    return MigrationContext.configure(conn).get_current_revision()
+    # Alembic's own table, read as MigrationContext.get_current_revision reads it (one row, no
+    # branches here), without importing Alembic.
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    if len(rows) > 1:
+        raise RuntimeError(f"alembic_version holds {len(rows)} revisions; shiti's history has no branches")
+    return rows[0] if rows else None
 
 
 def state(conn: Connection) -> State:
@@ -92,6 +116,8 @@ def upgrade(conn: Connection) -> tuple[str | None, str]:
     A legacy database (tables, no version) is stamped with the baseline first: its tables are
     the baseline's.
     """
+    from alembic import command
+
     before = current(conn)
     cfg = _config(conn)
     if before is None and state(conn) == "legacy":

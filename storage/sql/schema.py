@@ -22,6 +22,10 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+# The Alembic revision these tables are (storage/sql/migrations/versions): set it with every new
+# revision file; tests/component/test_migrations.py fails while it is not the newest.
+SCHEMA_REVISION = "0012"
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",

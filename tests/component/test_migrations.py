@@ -60,6 +60,20 @@ def _legacy_database(settings: Settings) -> Engine:
     return engine
 
 
+def test_the_code_expects_the_newest_revision_file_and_checks_a_current_database_without_alembic(
+        settings: Settings) -> None:
+    assert migrate.head() == migrate.script_head()
+    get_database(settings)  # created at head, by Alembic, in this process
+    # A worker child inherits its parent's imports: the start-up check of a current database
+    # (the worker's and the API's) must not bring Alembic and its dialect modules in.
+    probe = ("import sys; import worker.tasks; "
+             "from storage.sql import db, migrate; e = db.make_engine(sys.argv[1]); db.ensure_schema(e); "
+             "print(migrate.problem(e), sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))")
+    out = subprocess.run([sys.executable, "-c", probe, settings.sqlalchemy_url], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "None []"
+
+
 def test_a_fresh_database_is_created_at_head_with_exactly_the_models_schema(settings: Settings) -> None:
     db = get_database(settings)
     with db.read() as conn:
