@@ -7,10 +7,11 @@ tests run it directly with any tagger and database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from celery.exceptions import SoftTimeLimitExceeded
 
-from storage.sql import groups, queries, repo
+from storage.sql import queries, repo
 from storage.sql.db import Database, get_database
 from storage.broker.dispatch import dispatch
 from storage.core.domain import JOB_TERMINAL
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: TaggerLike | None = None,
               db: Database | None = None, topup: bool = True, owner: str | None = None,
-              model_hash: str | None = None) -> dict[str, int]:
+              model_hash: str | None = None, on_finished: Callable[[str], None] | None = None) -> dict[str, int]:
     """Process one batch; safe to run any number of times, concurrently too.
 
     Documents never attempted are claimed together (and tagged one at a time). Documents
@@ -45,6 +46,8 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
             with another is not tagged (a misrouted message, or two hosts holding different
             files under one model name): its documents go back to pending, dispatch holds the
             job back while no live worker holds its files, and the job's status names the mismatch.
+        on_finished: called with the job id when this batch's save left the job finished (the
+            Celery task starts the corpus view build there: ``worker.grouper``).
 
     Returns:
         ``{"claimed": n, "done": n, "failed": n, "fenced": n}``, plus ``"released": n`` after a stop,
@@ -100,17 +103,16 @@ def run_batch(settings: Settings, *, job_id: str, doc_ids: list[int], tagger: Ta
             break
     if topup:
         _topup(settings, db)
-    if stats["done"] or stats["failed"] or stats.get("cancelled"):
-        _group_if_finished(db, job_id)
+    if on_finished is not None and (stats["done"] or stats["failed"] or stats.get("cancelled")):
+        _when_finished(db, job_id, on_finished)
     return stats
 
 
-def _group_if_finished(db: Database, job_id: str) -> None:
-    """Build the corpus view of a job this batch's save finished (storage/sql/groups.py), here,
-    once, so a read of a large job finds it ready. A failure only costs the first read the build."""
+def _when_finished(db: Database, job_id: str, call: Callable[[str], None]) -> None:
+    # A failure here only costs the first read of the job's corpus view its build.
     try:
         if queries.job_state(db, job_id) in JOB_TERMINAL:
-            groups.ensure(db, job_id, wait=0)  # another builder has it: never hold a worker for it
+            call(job_id)
     except Exception:
         log.exception("job %s: its corpus view is built on the first read instead", job_id)
 

@@ -12,10 +12,15 @@ from storage.broker.queue import PRIORITY_RECOVERY, TASK_ANNOTATE
 from storage.core.backoff import backoff
 from storage.core.errors import TransientError
 from worker.app import SETTINGS, app
+from worker import grouper
 from worker.batch import run_batch
 from worker.runtime import served_hash
 
 log = logging.getLogger(__name__)
+
+
+def _start_grouping(job_id: str) -> None:
+    grouper.start(SETTINGS, job_id)
 
 
 class BatchTask(Task):  # type: ignore[misc]
@@ -49,7 +54,7 @@ def annotate_batch(self: Any, job_id: str, doc_ids: list[int], failing_since: fl
     retry, when the outage began)."""
     try:
         return run_batch(SETTINGS, job_id=job_id, doc_ids=[int(i) for i in doc_ids], owner=self.request.id,
-                         model_hash=served_hash(SETTINGS))
+                         model_hash=served_hash(SETTINGS), on_finished=_start_grouping)
     except TransientError as exc:
         since = failing_since or time.time()
         if time.time() - since > SETTINGS.db_outage_seconds:

@@ -257,3 +257,47 @@ def test_one_build_at_a_time(settings: Settings) -> None:
         conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=time.time(), grouped_done=0))
     state = groups.ensure(db, job_id)
     assert not state.complete and state.documents == 0
+
+
+def test_the_builder_process_builds_a_finished_job_and_gives_way_to_another_builder(settings: Settings) -> None:
+    # `python -m worker.grouper JOB` (what a worker starts after a job's last save) builds the
+    # view in its own process, on the settings it is given; one finding the job claimed exits 0.
+    job_id = _job(settings, TEXTS, FOUND)
+    db = get_database(settings)
+    with db.read() as conn:
+        assert conn.execute(select(job.c.grouped_at).where(job.c.id == job_id)).scalar() is None
+    from worker import grouper
+
+    now = time.time()
+    with db.write() as conn:  # another builder holds it
+        conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=now))
+    grouper.start(settings, job_id)
+    assert grouper._STARTED[-1].wait(timeout=120) == 0
+    with db.read() as conn:
+        assert conn.execute(select(job.c.grouped_at).where(job.c.id == job_id)).scalar() is None
+    with db.write() as conn:
+        conn.execute(update(job).where(job.c.id == job_id).values(grouping_at=None))
+    grouper.start(settings, job_id)
+    assert grouper._STARTED[-1].wait(timeout=120) == 0
+    with db.read() as conn:
+        row = conn.execute(select(job.c.grouped_at, job.c.grouped_done, job.c.done, job.c.grouping_at)
+                           .where(job.c.id == job_id)).one()
+    assert row.grouped_at is not None and row.grouped_done == row.done and row.grouping_at is None
+    assert groups.ensure(db, job_id).complete
+    assert _by_name(settings, job_id)[("PER", "张伟")]["documents"] == 3
+
+
+def test_a_batch_reports_the_job_it_finished_once(settings: Settings) -> None:
+    from storage.sql import repo
+    from tests.helpers.fake_tagger import FakeTagger
+    from worker.batch import run_batch
+
+    db = get_database(settings)
+    job_id = submit_corpus(settings, [{"id": f"d{i}", "text": f"张伟在北京{i}。"} for i in range(6)],
+                           options=JobOptions(settings.model_name, None)).job_id
+    ids = [i for i, _ in repo.next_pending(db, job_id, limit=10)]
+    finished: list[str] = []
+    for chunk in (ids[:2], ids[2:4], ids[4:]):
+        run_batch(settings, job_id=job_id, doc_ids=chunk, tagger=FakeTagger(), topup=False,
+                  on_finished=finished.append)
+    assert finished == [job_id]

@@ -4,6 +4,7 @@ over the rows the worker stored, with Traditional spellings and a dictionary's a
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import defaultdict
 from pathlib import Path
@@ -44,13 +45,20 @@ def test_the_worker_builds_the_view_and_its_counts_are_exact(tmp_path: Path, red
     assert wait_terminal(settings, job_id, timeout=300)["state"] == "succeeded"
 
     db = get_database(settings)
+    # Built by the builder process the worker starts (worker/grouper.py): grouped after the
+    # finish, over every done document, before any read asked for it.
+    deadline = time.monotonic() + 60
+    while True:
+        with db.read() as conn:
+            row = conn.execute(select(job.c.grouped_at, job.c.grouped_done, job.c.done, job.c.finished_at)
+                               .where(job.c.id == job_id)).one()
+        if row.grouped_at is not None or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert row.grouped_at is not None and row.grouped_at >= row.finished_at and row.grouped_done == row.done
     with db.read() as conn:
-        row = conn.execute(select(job.c.grouped_at, job.c.grouped_done, job.c.done, job.c.finished_at)
-                           .where(job.c.id == job_id)).one()
         rows = conn.execute(select(entity.c.document_id, entity.c.label, entity.c.text)
                             .where(entity.c.job_id == job_id)).all()
-    # Built by the worker: grouped after the finish, over every done document, before any read.
-    assert row.grouped_at is not None and row.grouped_at >= row.finished_at and row.grouped_done == row.done
 
     aliases = aliases_of(parse(ENTRIES))
     mentions: dict[tuple[str, str], int] = defaultdict(int)
