@@ -43,3 +43,13 @@ def test_corpus_view_bench_at_a_small_size() -> None:
         assert f"[{db}] build:" in out and f"[{db}] maintained instead:" in out
         rows = [line for line in out.splitlines() if line.startswith(db) and "documents mentioning #1" in line]
         assert len(rows) == 2  # the first page and a page half-way
+
+
+def test_sql_views_bench_at_a_small_size() -> None:
+    require_postgres()
+    out = _bench("bench/sql_views.py", "--docs", "3000", "--entities", "30000", "--db", "sqlite,postgres",
+                 "--runs", "1")
+    for db in ("sqlite", "postgres"):
+        rows = [line for line in out.splitlines() if line.startswith(db)]
+        assert len(rows) == 4  # every example query of docs/sql.md ran
+        assert [int(r.split()[-1]) for r in rows] == [20, 20, 10, 0]  # top 20, top 20 pairs, one doc, none failed
