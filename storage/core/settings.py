@@ -154,7 +154,10 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def to_env(self) -> dict[str, str]:
-        """``SHITI_*`` variables that reproduce these settings in a child process."""
+        """``SHITI_*`` variables that reproduce these settings in a child process.
+
+        Directories are exported absolute: a worker process runs from the repository root, so a
+        relative ``.shiti`` would name another database there."""
         env = {}
         for f in dataclasses.fields(self):
             if f.name in _NOT_EXPORTED:
@@ -162,6 +165,8 @@ class Settings:
             value = getattr(self, f.name)
             if isinstance(value, bool):
                 value = "1" if value else "0"
+            elif isinstance(value, Path):
+                value = value.resolve()
             env[ENV_PREFIX + f.name.upper()] = str(value)
         return env
 
