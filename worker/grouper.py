@@ -17,7 +17,7 @@ import subprocess
 import sys
 
 from storage.core.errors import InvalidTransition, NotFound
-from storage.core.settings import REPO_ROOT, Settings
+from storage.core.settings import Settings, child_pythonpath
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +29,7 @@ def start(settings: Settings, job_id: str) -> None:
     """Start the view build of ``job_id`` in a child process, on ``settings``' database; returns
     at once."""
     _STARTED[:] = [p for p in _STARTED if p.poll() is None]
-    path = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
-    env = {**os.environ, **settings.to_env(), "PYTHONPATH": path}
+    env = {**os.environ, **settings.to_env(), "PYTHONPATH": child_pythonpath()}
     # stdout/stderr inherited: the builder's log lines land in the worker's log.
     _STARTED.append(subprocess.Popen([sys.executable, "-m", "worker.grouper", job_id], env=env,
                                      stdin=subprocess.DEVNULL))

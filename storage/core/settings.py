@@ -12,6 +12,11 @@ from typing import Any, get_type_hints
 ENV_PREFIX = "SHITI_"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODELS_DIR = REPO_ROOT / "models"
+
+
+def child_pythonpath() -> str:
+    """``PYTHONPATH`` for a child interpreter that must import this code (this repository first)."""
+    return os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
 DEFAULT_MODEL_NAME = "shiti-zh-small"  # the shipped default, by name (storage/catalog.py)
 DEFAULT_MODEL = str(DEFAULT_MODELS_DIR / DEFAULT_MODEL_NAME)  # its directory
 PY_PREFIX = "py:"  # SHITI_MODEL=py:module:factory names a tagger factory (tests, experiments)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from storage.core.errors import ShitiError
 from storage.broker.queue import queue_for
-from storage.core.settings import REPO_ROOT, Settings
+from storage.core.settings import REPO_ROOT, Settings, child_pythonpath
 
 READY = b" ready."  # Celery's log line once the worker consumes
 
@@ -30,7 +30,7 @@ def worker_command(settings: Settings, *, hostname: str | None = None, loglevel:
             "-l", loglevel, *(["-n", hostname] if hostname else []), *extra]
     n = str(settings.threads)
     env = {**os.environ, **settings.to_env(), "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
+    env["PYTHONPATH"] = child_pythonpath()
     return argv, env
 
 

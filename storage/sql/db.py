@@ -25,7 +25,7 @@ from storage.sql import migrate
 from storage.core.domain import JOB_OPEN
 from storage.core.errors import DatabaseUnavailable, SchemaOutOfDate
 from storage.sql.schema import document, job
-from storage.core.settings import REPO_ROOT, Settings
+from storage.core.settings import Settings, child_pythonpath
 
 _WRITE = "shiti_write"
 log = logging.getLogger(__name__)
@@ -221,9 +221,8 @@ _CREATE = ("import sys; from storage.sql.db import ensure_schema, make_engine; "
 def _create_schema_in_a_child(settings: Settings) -> str | None:
     """Bring an empty database to head in a child interpreter; why it failed, or None."""
     # Same working directory (a relative SQLite URL means the same file); this code importable.
-    path = os.pathsep.join(p for p in [str(REPO_ROOT), os.environ.get("PYTHONPATH", "")] if p)
     done = subprocess.run([sys.executable, "-c", _CREATE, settings.sqlalchemy_url, str(settings.busy_timeout_ms)],
-                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path}, timeout=300)
+                          capture_output=True, text=True, env={**os.environ, "PYTHONPATH": child_pythonpath()}, timeout=300)
     if done.returncode == 0:
         return None
     tail = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
